@@ -1,0 +1,23 @@
+# The two commands of the README: `make demo` and `make test`. Both bootstrap first.
+.PHONY: bootstrap demo test up down status lint bench
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	.venv/bin/berka-demo $(ARGS)
+
+test: bootstrap
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+up: bootstrap
+	.venv/bin/berka-stack up
+
+down:
+	.venv/bin/berka-stack down
+
+status:
+	.venv/bin/berka-stack status
+
+lint: bootstrap
+	.venv/bin/ruff check .

@@ -1,0 +1,154 @@
+"""Every host, port, name and credential of the pipeline, read from the environment.
+
+Local defaults describe the embedded stack that `berka-stack up` starts on 127.0.0.1. Pointing the
+pipeline at real clusters means setting these variables, nothing else (see README, "Running on
+real clusters").
+
+Secrets are never defaults in code: each password comes from its environment variable, or else
+from the git-ignored `.env` file at the repo root, which `berka-stack up` writes once with random
+values (mode 0600). `dagster dev` and `dg` load that same `.env` into the code location.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def var_dir() -> Path:
+    """Folder for all local state: data dirs, logs, pid files, downloaded jars, secrets."""
+    return Path(os.environ.get("BERKA_VAR_DIR", REPO_ROOT / "var")).resolve()
+
+
+def secrets_file() -> Path:
+    return Path(os.environ.get("BERKA_SECRETS_FILE", REPO_ROOT / ".env")).resolve()
+
+
+def _read_secrets_file() -> dict[str, str]:
+    path = secrets_file()
+    if not path.exists():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def load_secrets_into_environment() -> None:
+    """Export the secrets file's values that the environment does not set (as dagster dev does).
+
+    Lets `EnvVar("BERKA_MYSQL_PASSWORD")` resolve in processes not started by `dagster dev`.
+    """
+    for key, value in _read_secrets_file().items():
+        os.environ.setdefault(key, value)
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def secret(name: str) -> str:
+    """A credential from the environment, else from the local stack's secrets file.
+
+    Raises a clear error rather than falling back to a password written in code.
+    """
+    value = os.environ.get(name) or _read_secrets_file().get(name)
+    if not value:
+        raise RuntimeError(
+            f"{name} is not set. Export it, or run `berka-stack up` once to create "
+            f"local credentials in {secrets_file()}."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class MySQLSettings:
+    host: str = field(default_factory=lambda: env("BERKA_MYSQL_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(env("BERKA_MYSQL_PORT", "3307")))
+    database: str = field(default_factory=lambda: env("BERKA_MYSQL_DATABASE", "berka"))
+    user: str = field(default_factory=lambda: env("BERKA_MYSQL_USER", "berka_app"))
+    password_env: str = "BERKA_MYSQL_PASSWORD"
+    # The Hive metastore lives in the same server, in its own database and with its own user.
+    metastore_database: str = field(
+        default_factory=lambda: env("BERKA_METASTORE_DATABASE", "metastore")
+    )
+    metastore_user: str = field(default_factory=lambda: env("BERKA_METASTORE_USER", "hive"))
+    metastore_password_env: str = "BERKA_METASTORE_PASSWORD"
+
+    def jdbc_url(self, database: str | None = None) -> str:
+        """JDBC URL without credentials: user and password travel as connection properties."""
+        db = database or self.database
+        return (
+            f"jdbc:mysql://{self.host}:{self.port}/{db}"
+            "?useSSL=false&allowPublicKeyRetrieval=true&serverTimezone=UTC"
+        )
+
+    def metastore_jdbc_url(self) -> str:
+        # The MariaDB driver with MySQL metadata: the combination DataNucleus handles correctly.
+        return (
+            f"jdbc:mariadb://{self.host}:{self.port}/{self.metastore_database}"
+            "?useMysqlMetadata=true"
+        )
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = field(
+        default_factory=lambda: env("BERKA_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    topic: str = field(default_factory=lambda: env("BERKA_KAFKA_TOPIC", "trans"))
+    dlq_topic: str = field(default_factory=lambda: env("BERKA_KAFKA_DLQ_TOPIC", "trans.dlq"))
+    partitions: int = field(default_factory=lambda: int(env("BERKA_KAFKA_PARTITIONS", "3")))
+    # security.protocol etc. for real clusters; PLAINTEXT locally.
+    security_protocol: str = field(
+        default_factory=lambda: env("BERKA_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    )
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    # A long-running Spark Connect endpoint serves the short Dagster runs (see README, "Spark").
+    remote: str = field(default_factory=lambda: env("BERKA_SPARK_REMOTE", "sc://127.0.0.1:15002"))
+    master: str = field(default_factory=lambda: env("BERKA_SPARK_MASTER", "local[2]"))
+    warehouse_dir: str = field(
+        default_factory=lambda: env("BERKA_SPARK_WAREHOUSE", str(var_dir() / "warehouse"))
+    )
+    hive_database: str = field(default_factory=lambda: env("BERKA_HIVE_DATABASE", "berka"))
+
+
+@dataclass(frozen=True)
+class HiveServerSettings:
+    host: str = field(default_factory=lambda: env("BERKA_HIVE_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(env("BERKA_HIVE_PORT", "10000")))
+    username: str = field(default_factory=lambda: env("BERKA_HIVE_USER", "berka"))
+    auth: str = field(default_factory=lambda: env("BERKA_HIVE_AUTH", "NONE"))
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint_url: str = field(default_factory=lambda: env("BERKA_S3_ENDPOINT_URL", ""))
+    bucket: str = field(default_factory=lambda: env("BERKA_S3_BUCKET", "berka"))
+    prefix: str = field(default_factory=lambda: env("BERKA_S3_PREFIX", "raw/"))
+    region: str = field(default_factory=lambda: env("AWS_REGION", "us-east-1"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    mysql: MySQLSettings = field(default_factory=MySQLSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    hive: HiveServerSettings = field(default_factory=HiveServerSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
+    # The embedded default source: the real Berka sample shipped in the repo.
+    data_dir: str = field(
+        default_factory=lambda: env("BERKA_DATA_DIR", str(REPO_ROOT / "data" / "berka"))
+    )
+
+
+def load_settings() -> Settings:
+    return Settings()

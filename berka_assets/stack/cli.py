@@ -1,0 +1,114 @@
+"""`berka-stack up | down | status | logs | env`: the local stack on 127.0.0.1.
+
+Start order matters: MariaDB first (it holds the metastore), Kafka, then the Spark Connect server,
+which creates the Hive metastore schema alone, then the Thrift Server and the S3-compatible store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from berka_assets.stack import prereqs, process
+from berka_assets.stack.kafka import Kafka
+from berka_assets.stack.mariadb import MariaDB
+from berka_assets.stack.s3 import S3Server
+from berka_assets.stack.service import Service
+from berka_assets.stack.spark import SparkConnectServer, ThriftServer
+
+
+def all_services() -> list[Service]:
+    """Every service, in start order."""
+    return [MariaDB(), Kafka(), SparkConnectServer(), ThriftServer(), S3Server()]
+
+
+def select(names: list[str] | None) -> list[Service]:
+    services = all_services()
+    if not names:
+        return services
+    known = {service.name: service for service in services}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise process.StackError(
+            f"Unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    return [service for service in services if service.name in names]
+
+
+def up(names: list[str] | None = None, *, echo=print) -> dict[str, float]:
+    """Start the (selected) services and wait until each is healthy; idempotent."""
+    prereqs.check_java()
+    prereqs.ensure_secrets()
+    for jar_set in prereqs.JAR_SETS:
+        prereqs.ensure_jars(jar_set)
+    timings: dict[str, float] = {}
+    for service in select(names):
+        started = time.monotonic()
+        echo(f"  {service.name:<14} starting on {service.address} ...")
+        service.start()
+        timings[service.name] = time.monotonic() - started
+        echo(f"  {service.name:<14} up in {timings[service.name]:.1f} s")
+    return timings
+
+
+def down(names: list[str] | None = None, *, echo=print) -> None:
+    """Stop in reverse order, so nothing loses a dependency while it shuts down."""
+    for service in reversed(select(names)):
+        if service.stop():
+            echo(f"  {service.name:<14} stopped")
+
+
+def status_lines() -> list[str]:
+    statuses = [service.status() for service in all_services()]
+    total = sum(status.rss_bytes for status in statuses)
+    lines = [f"{'service':<14} state {'address':<22} {'memory':>11}  version"]
+    lines += [status.line() for status in statuses]
+    lines.append(f"{'total':<14}      {'':<22} {total / 2**20:7.0f} MiB")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="berka-stack", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("up", "start services"), ("down", "stop services"),
+                       ("restart", "stop then start services")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("services", nargs="*", help="default: all")
+    commands.add_parser("status", help="state, address, memory and version of each service")
+    logs = commands.add_parser("logs", help="last lines of a service's log")
+    logs.add_argument("service")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    wipe = commands.add_parser("wipe", help="stop everything and delete all local data")
+    wipe.add_argument("--yes", action="store_true", required=True)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "up":
+            up(args.services)
+        elif args.command == "down":
+            down(args.services)
+        elif args.command == "restart":
+            down(args.services)
+            up(args.services)
+        elif args.command == "status":
+            print("\n".join(status_lines()))
+            return 0 if all(s.status().up for s in all_services()) else 3
+        elif args.command == "logs":
+            service = select([args.service])[0]
+            print(process.tail(service.log_path(), args.lines))
+        elif args.command == "wipe":
+            down()
+            for service in all_services():
+                wipe_data = getattr(service, "wipe", None)
+                if wipe_data:
+                    wipe_data()
+            print("  all local data removed")
+    except process.StackError as error:
+        print(f"berka-stack: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

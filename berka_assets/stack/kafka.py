@@ -1,0 +1,179 @@
+"""Apache Kafka 4 in KRaft mode: one combined broker+controller run from Maven Central's jars."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import uuid
+
+from berka_assets.config import KafkaSettings, var_dir
+from berka_assets.stack import prereqs, process
+from berka_assets.stack.service import Service
+
+BROKER_MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+# Sized for a 2-core, 24 GB machine that also runs Spark and MariaDB.
+JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+               "-Djava.awt.headless=true"]
+
+LOG4J2_PROPERTIES = """\
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {log_dir}/kafka-server.log
+appender.file.filePattern = {log_dir}/kafka-server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+class Kafka(Service):
+    name = "kafka"
+    start_timeout = 90.0
+
+    def __init__(self, settings: KafkaSettings | None = None, *, node_id: int = 1,
+                 port: int | None = None, controller_port: int | None = None) -> None:
+        self.settings = settings or KafkaSettings()
+        host, default_port = self.settings.bootstrap_servers.split(",")[0].rsplit(":", 1)
+        self.host = host
+        self.port = port or int(default_port)
+        self.controller_port = controller_port or self.port + 1
+        self.node_id = node_id
+        self.home = var_dir() / "kafka"
+        self.data_dir = self.home / "data"
+        self.config = self.home / "server.properties"
+        self.log4j = self.home / "log4j2.properties"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def classpath(self) -> str:
+        return str(prereqs.ensure_jars("kafka-broker") / "*")
+
+    def _write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": self.node_id,
+            "controller.quorum.bootstrap.servers": f"{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},"
+                         f"CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},"
+                                    f"CONTROLLER://{self.host}:{self.controller_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": self.data_dir,
+            "num.partitions": self.settings.partitions,
+            # One node: every internal topic has one replica.
+            "offsets.topic.replication.factor": 1,
+            "offsets.topic.num.partitions": 3,
+            "transaction.state.log.replication.factor": 1,
+            "transaction.state.log.min.isr": 1,
+            "share.coordinator.state.topic.replication.factor": 1,
+            "share.coordinator.state.topic.min.isr": 1,
+            "auto.create.topics.enable": "false",
+            "group.initial.rebalance.delay.ms": 0,
+            # Two cores: few threads.
+            "num.network.threads": 2,
+            "num.io.threads": 2,
+            "background.threads": 2,
+            "log.retention.hours": 168,
+            "log.segment.bytes": 256 * 2**20,
+        }
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+        self.log4j.write_text(LOG4J2_PROPERTIES.format(log_dir=process.log_dir()))
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        return [prereqs.java_binary(), *JVM_OPTIONS,
+                f"-Dlog4j2.configurationFile={self.log4j}",
+                "-cp", self.classpath(), main, *args]
+
+    def _format_storage(self) -> None:
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id_file = self.home / "cluster.id"
+        if not cluster_id_file.exists():
+            # KRaft wants a base64 UUID; this is what `StorageTool random-uuid` prints.
+            cluster_id_file.write_text(
+                base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            )
+        result = subprocess.run(
+            [prereqs.java_binary(), "-Xmx256m", f"-Dlog4j2.configurationFile={self.log4j}",
+             "-cp", self.classpath(), STORAGE_TOOL, "format", "--standalone",
+             "-t", cluster_id_file.read_text().strip(), "-c", str(self.config),
+             "--ignore-formatted"],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise process.StackError(
+                "Kafka storage format failed:\n" + (result.stdout + result.stderr)[-3000:]
+            )
+
+    def _launch(self) -> int:
+        prereqs.check_java()
+        self._write_config()
+        self._format_storage()
+        return process.start_daemon(self.name, self._java(BROKER_MAIN, str(self.config)))
+
+    def _admin(self):  # -> confluent_kafka.admin.AdminClient
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 3000})
+
+    def is_healthy(self) -> bool:
+        if not process.port_open(self.host, self.port):
+            return False
+        metadata = self._admin().list_topics(timeout=3)
+        return len(metadata.brokers) > 0
+
+    def version(self) -> str:
+        jar = next(prereqs.jar_dir("kafka-broker").glob("kafka_2.13-*.jar"), None)
+        return "Kafka " + (jar.stem.split("-", 1)[1] if jar else "?") + " (KRaft)"
+
+    def after_start(self) -> None:
+        ensure_topics(self.address, {self.settings.topic: self.settings.partitions,
+                                     self.settings.dlq_topic: 1})
+
+    def wipe(self) -> None:
+        if self.pid() is not None:
+            raise process.StackError("Stop Kafka before wiping its data.")
+        if self.home.exists():
+            shutil.rmtree(self.home)
+
+
+def ensure_topics(bootstrap_servers: str, partitions_by_topic: dict[str, int],
+                  replication_factor: int = 1) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [
+        NewTopic(topic, num_partitions=count, replication_factor=replication_factor)
+        for topic, count in partitions_by_topic.items()
+        if topic not in existing
+    ]
+    if not wanted:
+        return
+    for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
+        try:
+            future.result()
+        except Exception as error:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise process.StackError(f"Could not create Kafka topic {topic}: {error}") from error

@@ -1,0 +1,245 @@
+"""Background processes with pid files: start, find, wait for, stop.
+
+Every service of the local stack is one detached process group whose pid is kept in
+`var/run/<name>.pid`, so `berka-stack down` (or a test fixture) can stop it from any shell.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from berka_assets.config import var_dir
+
+
+class StackError(RuntimeError):
+    """A service could not be prepared, started or reached; the message says what to do."""
+
+
+def run_dir() -> Path:
+    path = var_dir() / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_dir() -> Path:
+    path = var_dir() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pid_file(name: str) -> Path:
+    return run_dir() / f"{name}.pid"
+
+
+def log_file(name: str) -> Path:
+    return log_dir() / f"{name}.log"
+
+
+def read_pid(name: str) -> int | None:
+    """The pid of a running service, or None (a stale pid file is removed)."""
+    path = pid_file(name)
+    if not path.exists():
+        return None
+    try:
+        pid = int(path.read_text().strip())
+    except ValueError:
+        path.unlink(missing_ok=True)
+        return None
+    if not pid_alive(pid):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); look at its state.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_port_free(name: str, host: str, port: int) -> None:
+    if port_open(host, port):
+        raise StackError(
+            f"{name}: port {host}:{port} is already in use by another process. Stop it, or set "
+            f"the port variable for {name} (see berka_assets/config.py) to a free port."
+        )
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 64 * 1024))
+        text = handle.read().decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def start_daemon(
+    name: str,
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start `command` detached in its own process group, logging to var/logs/<name>.log."""
+    log = log_file(name)
+    with log.open("ab") as out:
+        out.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+        process = subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,
+        )
+    pid_file(name).write_text(str(process.pid))
+    return process.pid
+
+
+def wait_until(
+    name: str,
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    pid: int | None = None,
+    interval: float = 0.25,
+) -> float:
+    """Poll `ready` until true; fail with the log's tail on timeout or if the process died."""
+    started = time.monotonic()
+    while True:
+        try:
+            if ready():
+                return time.monotonic() - started
+        except Exception:  # noqa: BLE001 - a health probe may fail in many ways while starting
+            pass
+        if pid is not None and not pid_alive(pid):
+            raise StackError(
+                f"{name} exited while starting. Last lines of {log_file(name)}:\n"
+                f"{tail(log_file(name))}"
+            )
+        if time.monotonic() - started > timeout:
+            raise StackError(
+                f"{name} did not become ready within {timeout:.0f} s. Last lines of "
+                f"{log_file(name)}:\n{tail(log_file(name))}"
+            )
+        time.sleep(interval)
+
+
+def stop_daemon(name: str, *, timeout: float = 30.0) -> bool:
+    """SIGTERM the service's process group, SIGKILL what is left after `timeout`."""
+    pid = read_pid(name)
+    if pid is None:
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.2)
+    if _group_alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    _reap(pid)
+    pid_file(name).unlink(missing_ok=True)
+    return True
+
+
+def kill_daemon(name: str) -> None:
+    """SIGKILL the service's whole process group at once: a crash, as tests need it."""
+    pid = read_pid(name)
+    if pid is not None:
+        _signal_group(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.1)
+        _reap(pid)
+        pid_file(name).unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid_alive(pid) or _group_has_live_members(pid)
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _reap(pid: int) -> None:
+    # Collect our own zombie child if this process started the service.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its descendants."""
+    total = 0
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        stack.extend(children.get(current, []))
+    return total

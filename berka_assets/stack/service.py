@@ -1,0 +1,101 @@
+"""The shape every local service shares, so the CLI and the test fixtures treat them alike."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from berka_assets.stack import process
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    up: bool
+    address: str
+    version: str
+    pid: int | None
+    rss_bytes: int
+
+    def line(self) -> str:
+        state = "up  " if self.up else "down"
+        memory = f"{self.rss_bytes / 2**20:7.0f} MiB" if self.pid else "       -   "
+        return f"{self.name:<14} {state} {self.address:<22} {memory}  {self.version}"
+
+
+class Service(ABC):
+    """A process of the local stack, started and stopped through its pid file."""
+
+    name: str
+    start_timeout: float = 90.0
+
+    @property
+    @abstractmethod
+    def address(self) -> str: ...
+
+    @abstractmethod
+    def is_healthy(self) -> bool:
+        """A real round trip with the server, not only an open port."""
+
+    @abstractmethod
+    def _launch(self) -> int:
+        """Prepare files and start the process; return its pid."""
+
+    def version(self) -> str:
+        return ""
+
+    def after_start(self) -> None:
+        """One-off set-up once healthy (databases, topics...). Must be idempotent."""
+
+    def pid(self) -> int | None:
+        return process.read_pid(self.name)
+
+    def log_path(self) -> Path:
+        return process.log_file(self.name)
+
+    def start(self) -> float:
+        """Start if not running; wait until healthy; return seconds taken (0 if already up)."""
+        if self.pid() is not None and self.is_healthy():
+            self.after_start()
+            return 0.0
+        if self.pid() is not None:
+            # Running but not answering: maybe still starting from another `up`.
+            process.wait_until(self.name, self.is_healthy, timeout=self.start_timeout,
+                               pid=self.pid())
+            self.after_start()
+            return 0.0
+        self.check_port_free()
+        pid = self._launch()
+        seconds = process.wait_until(self.name, self.is_healthy, timeout=self.start_timeout,
+                                     pid=pid)
+        self.after_start()
+        return seconds
+
+    def check_port_free(self) -> None:
+        host, port = self.address.rsplit(":", 1)
+        process.ensure_port_free(self.name, host, int(port))
+
+    def stop(self) -> bool:
+        return process.stop_daemon(self.name)
+
+    def kill(self) -> None:
+        process.kill_daemon(self.name)
+
+    def status(self) -> ServiceStatus:
+        pid = self.pid()
+        up = pid is not None and self._safe_healthy()
+        return ServiceStatus(
+            name=self.name,
+            up=up,
+            address=self.address,
+            version=self.version() if up else "",
+            pid=pid,
+            rss_bytes=process.rss_bytes(pid) if pid else 0,
+        )
+
+    def _safe_healthy(self) -> bool:
+        try:
+            return self.is_healthy()
+        except Exception:  # noqa: BLE001 - status must report, never raise
+            return False

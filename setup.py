@@ -1,0 +1,46 @@
+"""berka-stream: a real-time Dagster pipeline for the Berka bank transactions."""
+
+from setuptools import find_packages, setup
+
+# Direct dependencies. Every transitive version is locked in constraints.txt (used by
+# `make bootstrap`): unpinned, pip resolves the dagster integration libraries to 2021 releases.
+DAGSTER = "1.13.27"
+DAGSTER_LIBS = "0.29.27"
+SPARK = "4.2.0"  # must match the Spark connector jars in jvm/spark/pom.xml
+
+setup(
+    name="berka_stream",
+    version="0.1.0",
+    description="Kafka -> Spark -> Hive pipeline over the Berka bank data set, run by Dagster",
+    packages=find_packages(exclude=["berka_assets_tests*", "bench*"]),
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        f"dagster=={DAGSTER}",
+        f"dagster-webserver=={DAGSTER}",
+        f"dagster-graphql=={DAGSTER}",
+        f"dagster-dg-cli=={DAGSTER}",
+        f"dagster-pyspark=={DAGSTER_LIBS}",
+        f"dagster-aws=={DAGSTER_LIBS}",
+        f"dagster-mysql=={DAGSTER_LIBS}",
+        f"pyspark[connect]=={SPARK}",
+        "pandas>=2.2,<3",  # pyspark 4.2 does not support pandas 3 yet
+        "confluent-kafka==2.16.1",
+        "PyHive==0.7.0",
+        "thrift==0.25.0",
+        "thrift-sasl==0.4.3",
+        "pure-sasl==0.6.2",
+        "PyMySQL==1.2.4",
+        "boto3==1.44.8",
+        "moto[server]==5.2.5",  # the local S3-compatible server of the embedded stack
+        "jsonschema==4.26.0",
+        "matplotlib==3.11.2",
+    ],
+    extras_require={"dev": ["pytest==9.2.0", "ruff==0.17.6"]},
+    entry_points={
+        "console_scripts": [
+            "berka-stack=berka_assets.stack.cli:main",
+            "berka-demo=berka_assets.demo:main",
+            "berka-generate=berka_assets.berka.generate_cli:main",
+        ]
+    },
+)
