@@ -146,7 +146,7 @@ def wait_until(
             )
         if time.monotonic() - started > timeout:
             raise StackError(
-                f"{name} did not become ready within {timeout:.0f} s. Last lines of "
+                f"{name} did not become ready within {timeout:g} s. Last lines of "
                 f"{log_file(name)}:\n{tail(log_file(name))}"
             )
         time.sleep(interval)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,12 @@ class Service(ABC):
     def log_path(self) -> Path:
         return process.log_file(self.name)
 
+    @property
+    def timeout(self) -> float:
+        """Start timeout, overridable per service: BERKA_<NAME>_START_TIMEOUT (seconds)."""
+        variable = f"BERKA_{self.name.upper().replace('-', '_')}_START_TIMEOUT"
+        return float(os.environ.get(variable, self.start_timeout))
+
     def start(self) -> float:
         """Start if not running; wait until healthy; return seconds taken (0 if already up)."""
         if self.pid() is not None and self.is_healthy():
@@ -61,15 +68,20 @@ class Service(ABC):
             return 0.0
         if self.pid() is not None:
             # Running but not answering: maybe still starting from another `up`.
-            process.wait_until(self.name, self.is_healthy, timeout=self.start_timeout,
+            process.wait_until(self.name, self.is_healthy, timeout=self.timeout,
                                pid=self.pid())
             self.after_start()
             return 0.0
         self.check_port_free()
         pid = self._launch()
-        seconds = process.wait_until(self.name, self.is_healthy, timeout=self.start_timeout,
-                                     pid=pid)
-        self.after_start()
+        try:
+            seconds = process.wait_until(self.name, self.is_healthy, timeout=self.timeout,
+                                         pid=pid)
+            self.after_start()
+        except BaseException:
+            # Leave nothing half-started behind; the error carries the log's tail.
+            process.stop_daemon(self.name, timeout=10)
+            raise
         return seconds
 
     def check_port_free(self) -> None:

@@ -1,0 +1,1 @@
+"""Dagster resources: the only way assets, sensors and jobs reach the outside world."""

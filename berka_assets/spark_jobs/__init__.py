@@ -1,0 +1,1 @@
+"""Spark I/O at the edges of the pipeline: Kafka ranges in, Hive tables out."""

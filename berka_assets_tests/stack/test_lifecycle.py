@@ -1,0 +1,117 @@
+"""`berka-stack` up / status / up again / down / up again, on a second, isolated stack.
+
+It runs on its own ports and var folder so it never disturbs the session's stack.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from berka_assets.stack import process
+
+pytestmark = pytest.mark.integration
+
+PORTS = {"mysql": 3417, "kafka": 9292, "connect": 15202, "hive": 10200, "s3": 9200}
+
+
+def isolated_env(var: Path) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BERKA_")}
+    environment.update({
+        "BERKA_VAR_DIR": str(var),
+        "BERKA_SECRETS_FILE": str(var / ".env"),
+        "BERKA_MYSQL_PORT": str(PORTS["mysql"]),
+        "BERKA_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{PORTS['kafka']}",
+        "BERKA_SPARK_REMOTE": f"sc://127.0.0.1:{PORTS['connect']}",
+        "BERKA_HIVE_PORT": str(PORTS["hive"]),
+        "BERKA_LOCAL_S3_PORT": str(PORTS["s3"]),
+        "BERKA_SPARK_CONNECT_MEMORY": "1g",
+    })
+    return environment
+
+
+def berka_stack(environment: dict[str, str], *args: str, timeout: float = 400):
+    return subprocess.run(
+        [sys.executable, "-m", "berka_assets.stack.cli", *args],
+        capture_output=True, text=True, env=environment, timeout=timeout,
+    )
+
+
+def pids(var: Path) -> list[int]:
+    return [int(p.read_text()) for p in (var / "run").glob("*.pid")]
+
+
+def test_up_status_down_up(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    environment = isolated_env(var)
+    try:
+        first = berka_stack(environment, "up")
+        assert first.returncode == 0, first.stderr + first.stdout
+        status = berka_stack(environment, "status")
+        assert status.returncode == 0, status.stdout
+        for name, port in (("mariadb", PORTS["mysql"]), ("kafka", PORTS["kafka"]),
+                           ("spark-connect", PORTS["connect"]),
+                           ("thrift-server", PORTS["hive"]), ("s3", PORTS["s3"])):
+            line = next(line for line in status.stdout.splitlines() if line.startswith(name))
+            assert " up " in line and f":{port}" in line, line
+        running = pids(var)
+        assert len(running) == 5
+
+        again = berka_stack(environment, "up")
+        assert again.returncode == 0, again.stderr
+        assert sorted(pids(var)) == sorted(running), "a second `up` must not start anything"
+
+        down = berka_stack(environment, "down")
+        assert down.returncode == 0, down.stderr
+        assert not any(process.pid_alive(pid) for pid in running)
+        for port in PORTS.values():
+            assert not process.port_open("127.0.0.1", port), f"port {port} still open"
+        stopped = berka_stack(environment, "status")
+        assert stopped.returncode == 3 and " up " not in stopped.stdout
+
+        # Data survives a restart: the metastore and topics are reused, not recreated.
+        restart = berka_stack(environment, "up")
+        assert restart.returncode == 0, restart.stderr + restart.stdout
+    finally:
+        berka_stack(environment, "down")
+    assert not any(process.pid_alive(pid) for pid in pids(var))
+
+
+def test_port_in_use_is_reported(tmp_path: Path) -> None:
+    environment = isolated_env(tmp_path / "var")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", PORTS["s3"]))
+        blocker.listen()
+        result = berka_stack(environment, "up", "s3")
+    assert result.returncode == 1
+    assert f"port 127.0.0.1:{PORTS['s3']} is already in use" in result.stderr
+
+
+def test_old_java_is_reported(tmp_path: Path) -> None:
+    fake_home = tmp_path / "jdk11"
+    (fake_home / "bin").mkdir(parents=True)
+    java = fake_home / "bin" / "java"
+    # A stand-in that reports Java 11, to see the version check refuse it.
+    java.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    java.chmod(0o755)
+    environment = {**isolated_env(tmp_path / "var"), "JAVA_HOME": str(fake_home)}
+    result = berka_stack(environment, "up", "kafka")
+    assert result.returncode == 1
+    assert "Java 11 found" in result.stderr and "need Java 17" in result.stderr
+
+
+def test_service_that_does_not_come_up_shows_its_log(tmp_path: Path) -> None:
+    environment = {**isolated_env(tmp_path / "var"), "BERKA_KAFKA_START_TIMEOUT": "0.5"}
+    try:
+        result = berka_stack(environment, "up", "kafka")
+    finally:
+        berka_stack(environment, "down", "kafka")
+    assert result.returncode == 1
+    assert "kafka did not become ready within 0.5 s" in result.stderr
+    assert "Last lines of" in result.stderr
+    assert not list((tmp_path / "var" / "run").glob("kafka.pid")), "a failed start leaves no pid"
