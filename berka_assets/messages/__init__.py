@@ -1,0 +1,1 @@
+"""The contract between the producer and every consumer of topic `trans`."""

@@ -1,0 +1,130 @@
+"""The Hive tables of one pipeline database: DDL, per-batch partition writes, trend rebuilds."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+
+from berka_assets import transformations as T
+
+ENRICHED_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+  trans_id BIGINT, account_id BIGINT, trans_date DATE, year INT, month INT, type STRING,
+  operation STRING, amount DECIMAL(15,2), balance DECIMAL(15,2), k_symbol STRING, bank STRING,
+  account STRING, district_id INT, district_name STRING, region STRING, client_id BIGINT,
+  gender STRING, birth_date DATE, age INT, age_band STRING, kafka_partition INT,
+  kafka_offset BIGINT, sent_at_ms BIGINT, batch_id STRING
+) USING parquet PARTITIONED BY (batch_id)
+COMMENT 'Valid Berka transactions joined with account, district and OWNER client; one partition per committed micro-batch'
+"""
+
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+  kafka_partition INT, kafka_offset BIGINT, trans_id BIGINT, reason STRING, raw_value STRING,
+  batch_id STRING
+) USING parquet PARTITIONED BY (batch_id)
+COMMENT 'Records that could not be enriched, with the raw payload and the reason'
+"""
+
+TREND_DDL = {
+    "monthly_trend": "year INT, month INT, transaction_count BIGINT, "
+                     "transaction_amount DECIMAL(25,2)",
+    "yearly_trend": "year INT, transaction_count BIGINT, transaction_amount DECIMAL(25,2)",
+    "trans_by_age_gender": "age_band STRING, gender STRING, transaction_count BIGINT, "
+                           "total_amount DECIMAL(25,2), avg_amount DECIMAL(25,2)",
+}
+
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:+-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class HiveTables:
+    database: str
+
+    def __post_init__(self) -> None:
+        if not _SAFE_NAME.match(self.database):
+            raise ValueError(f"invalid Hive database name {self.database!r}")
+
+    @property
+    def enriched(self) -> str:
+        return f"`{self.database}`.enriched_transactions"
+
+    @property
+    def quarantine(self) -> str:
+        return f"`{self.database}`.quarantine"
+
+    def trend(self, name: str) -> str:
+        return f"`{self.database}`.`{name}`"
+
+    def ensure(self, spark: SparkSession) -> None:
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        spark.sql(ENRICHED_DDL.format(table=self.enriched))
+        spark.sql(QUARANTINE_DDL.format(table=self.quarantine))
+        for name, columns in TREND_DDL.items():
+            spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {self.trend(name)} ({columns}) USING parquet"
+            )
+
+    def batch_ids(self, spark: SparkSession, table: str) -> set[str]:
+        rows = spark.sql(f"SHOW PARTITIONS {table}").collect()
+        return {row[0].split("=", 1)[1] for row in rows}
+
+    def drop_batches(self, spark: SparkSession, batch_ids: set[str]) -> None:
+        for table in (self.enriched, self.quarantine):
+            for batch_id in sorted(batch_ids & self.batch_ids(spark, table)):
+                spark.sql(
+                    f"ALTER TABLE {table} DROP IF EXISTS PARTITION (batch_id='{_check(batch_id)}')"
+                )
+
+    def drop_uncommitted(self, spark: SparkSession, committed: set[str]) -> set[str]:
+        """Remove partitions a crashed batch left behind; return their batch ids."""
+        leftovers = (
+            self.batch_ids(spark, self.enriched) | self.batch_ids(spark, self.quarantine)
+        ) - committed
+        self.drop_batches(spark, leftovers)
+        return leftovers
+
+    def write_batch(self, spark: SparkSession, classified: DataFrame, batch_id: str) -> None:
+        """Replace the batch's partitions: a re-run overwrites, never appends."""
+        batch_id = _check(batch_id)
+        view = f"batch_{abs(hash(batch_id))}"
+        T.enriched_rows(classified).createOrReplaceTempView(f"{view}_enriched")
+        T.quarantined_rows(classified).createOrReplaceTempView(f"{view}_quarantine")
+        spark.sql(
+            f"INSERT OVERWRITE TABLE {self.enriched} PARTITION (batch_id='{batch_id}') "
+            f"SELECT {', '.join(T.ENRICHED_COLUMNS)} FROM {view}_enriched"
+        )
+        spark.sql(
+            f"INSERT OVERWRITE TABLE {self.quarantine} PARTITION (batch_id='{batch_id}') "
+            f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} FROM {view}_quarantine"
+        )
+
+    def batch_counts(self, spark: SparkSession, batch_id: str) -> dict[int, tuple[int, int]]:
+        """Per Kafka partition: (enriched rows, quarantined rows) as written for the batch."""
+        batch_id = _check(batch_id)
+        counts: dict[int, list[int]] = {}
+        for index, table in enumerate((self.enriched, self.quarantine)):
+            rows = spark.sql(
+                f"SELECT kafka_partition, COUNT(*) AS n FROM {table} "
+                f"WHERE batch_id = '{batch_id}' GROUP BY kafka_partition"
+            ).collect()
+            for row in rows:
+                counts.setdefault(row.kafka_partition, [0, 0])[index] = row.n
+        return {partition: (pair[0], pair[1]) for partition, pair in counts.items()}
+
+    def rebuild_trends(self, spark: SparkSession) -> None:
+        """Trends are always an aggregate of the whole enriched table, rewritten in full."""
+        enriched = spark.table(self.enriched)
+        for name, aggregate in T.TRENDS.items():
+            view = f"trend_{name}"
+            aggregate(enriched).createOrReplaceTempView(view)
+            spark.sql(f"INSERT OVERWRITE TABLE {self.trend(name)} SELECT * FROM {view}")
+
+
+def _check(batch_id: str) -> str:
+    if not _SAFE_BATCH_ID.match(batch_id):
+        raise ValueError(f"unsafe batch id {batch_id!r}")
+    return batch_id

@@ -1,0 +1,170 @@
+"""One exactly-once micro-batch: Kafka offsets -> enriched/quarantine partitions -> trends.
+
+Order of work, and why each crash point is safe:
+1. drop partitions of batches that never committed (a crash left them behind);
+2. start every partition at the ledger's committed frontier, whatever range was requested, so
+   re-runs, duplicate ticks and overlapping ranges cannot count a record twice or skip one;
+3. write the batch's partitions (INSERT OVERWRITE: a retry replaces them);
+4. check the written counts add up to the offsets read, then commit the ledger rows in one
+   MySQL transaction: only now do the rows count;
+5. rebuild the trend tables from the enriched table (also when there was nothing new, so a crash
+   between 4 and 5 is repaired by the next run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from berka_assets import transformations as T
+from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_assets.spark_jobs.kafka_source import OffsetRange, read_offset_ranges
+from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
+
+log = logging.getLogger(__name__)
+
+REFERENCE_TABLES = ("account", "district", "disp", "client")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: str | None
+    requested: list[OffsetRange]
+    processed: list[OffsetRange]
+    enriched_rows: int = 0
+    quarantined_rows: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    dropped_leftovers: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        return sum(r.count for r in self.processed)
+
+
+def read_reference(
+    spark: SparkSession, jdbc_url: str, jdbc_properties: Mapping[str, str]
+) -> T.ReferenceData:
+    """The reference tables over JDBC; small, so the enrichment broadcasts them."""
+    frames = {
+        name: spark.read.jdbc(jdbc_url, f"`{name}`", properties=dict(jdbc_properties))
+        for name in REFERENCE_TABLES
+    }
+    return T.ReferenceData(**frames)
+
+
+def batch_id_for(ranges: list[OffsetRange]) -> str:
+    """Deterministic from the offsets, so a retry of the same work overwrites its own partition."""
+    topic = ranges[0].topic
+    parts = ".".join(f"p{r.partition}-{r.start}-{r.end}" for r in sorted(ranges))
+    batch_id = f"{topic}.{parts}"
+    if len(batch_id) > 120:
+        batch_id = f"{topic}.h{hashlib.sha1(parts.encode()).hexdigest()[:16]}"
+    return batch_id
+
+
+def from_frontier(requested: list[OffsetRange], frontiers: Mapping[int, int]) -> list[OffsetRange]:
+    """Each partition's work starts at its committed frontier; finished partitions drop out."""
+    effective = []
+    for offset_range in requested:
+        start = frontiers.get(offset_range.partition, offset_range.start)
+        if offset_range.end > start:
+            effective.append(
+                OffsetRange(offset_range.topic, offset_range.partition, start, offset_range.end)
+            )
+    return effective
+
+
+def run_batch(
+    spark: SparkSession,
+    *,
+    kafka_options: Mapping[str, str],
+    requested: list[OffsetRange],
+    reference: T.ReferenceData,
+    tables: HiveTables,
+    ledger: BatchLedger,
+    records: DataFrame | None = None,
+) -> BatchResult:
+    """Process `requested` exactly once. `records` lets the streaming job pass its own batch."""
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    tables.ensure(spark)
+    ledger.ensure_table()
+    topic = requested[0].topic
+    leftovers = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
+    if leftovers:
+        log.warning("dropped partitions of uncommitted batches: %s", sorted(leftovers))
+    processed = from_frontier(requested, ledger.frontiers(topic))
+    seconds["prepare"] = time.monotonic() - started
+    if not processed:
+        log.info("offsets %s are already committed; rebuilding trends only", requested)
+        _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
+        return BatchResult(None, requested, [], dropped_leftovers=sorted(leftovers),
+                           seconds=seconds)
+
+    batch_id = batch_id_for(processed)
+    if records is None:
+        records = read_offset_ranges(spark, kafka_options, processed)
+    else:
+        records = _restrict(records, processed)
+    # Earlier batches only: a recomputation after our own write must not see our rows.
+    committed_ids = spark.table(tables.enriched).where(F.col("batch_id") != batch_id)
+    classified = T.classify(records, reference, committed_ids.select("trans_id"))
+    _timed(seconds, "write", lambda: tables.write_batch(spark, classified, batch_id))
+
+    counts = tables.batch_counts(spark, batch_id)
+    commits = []
+    for offset_range in processed:
+        enriched, quarantined = counts.get(offset_range.partition, (0, 0))
+        if enriched + quarantined != offset_range.count:
+            raise RuntimeError(
+                f"batch {batch_id}: partition {offset_range.partition} read "
+                f"{enriched + quarantined} records for {offset_range.count} offsets "
+                f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were offsets "
+                "deleted by retention or compaction?"
+            )
+        commits.append(PartitionCommit(offset_range, enriched, quarantined))
+    _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
+    _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
+
+    reasons = {
+        row.reason: row.n
+        for row in spark.sql(
+            f"SELECT reason, COUNT(*) AS n FROM {tables.quarantine} "
+            f"WHERE batch_id = '{batch_id}' GROUP BY reason"
+        ).collect()
+    }
+    seconds["total"] = time.monotonic() - started
+    return BatchResult(
+        batch_id=batch_id,
+        requested=requested,
+        processed=processed,
+        enriched_rows=sum(c.enriched_rows for c in commits),
+        quarantined_rows=sum(c.quarantined_rows for c in commits),
+        reasons=reasons,
+        dropped_leftovers=sorted(leftovers),
+        seconds=seconds,
+    )
+
+
+def _restrict(records: DataFrame, ranges: list[OffsetRange]) -> DataFrame:
+    condition = F.lit(False)
+    for r in ranges:
+        condition = condition | (
+            (F.col("partition") == r.partition)
+            & (F.col("offset") >= r.start)
+            & (F.col("offset") < r.end)
+        )
+    return records.where(condition)
+
+
+def _timed(seconds: dict[str, float], name: str, action) -> None:
+    started = time.monotonic()
+    action()
+    seconds[name] = time.monotonic() - started
