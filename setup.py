@@ -13,6 +13,7 @@ setup(
     version="0.1.0",
     description="Kafka -> Spark -> Hive pipeline over the Berka bank data set, run by Dagster",
     packages=find_packages(exclude=["berka_assets_tests*", "bench*"]),
+    package_data={"berka_assets": ["stack/*.sql", "messages/*.json"]},
     python_requires=">=3.11,<3.13",
     install_requires=[
         f"dagster=={DAGSTER}",

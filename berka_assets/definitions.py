@@ -5,7 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from berka_assets.assets.reference import reference_tables
+from berka_assets.assets.reports import trends_report
+from berka_assets.assets.streaming import kafka_topic, microbatch, microbatch_job
 from berka_assets.checks.reference import REFERENCE_CHECKS
+from berka_assets.checks.streaming import STREAMING_CHECKS
 from berka_assets.config import Settings, load_secrets_into_environment, load_settings
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.hive import HiveResource
@@ -13,6 +16,7 @@ from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.s3 import s3_resource
 from berka_assets.resources.spark import spark_resource
+from berka_assets.sensors.kafka_offsets import kafka_trans_sensor
 
 # Outside `dagster dev` (tests, the demo, `dagster definitions validate`) the local stack's
 # .env still has to reach EnvVar; values already in the environment win.
@@ -32,8 +36,17 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     }
 
 
+streaming_checks_job = dg.define_asset_job(
+    "streaming_checks_job",
+    selection=dg.AssetSelection.checks(*STREAMING_CHECKS),
+    description="Ledger, duplicate, totals and freshness checks of the Hive tables.",
+    executor_def=dg.in_process_executor,
+)
+
 defs = dg.Definitions(
-    assets=[reference_tables],
-    asset_checks=REFERENCE_CHECKS,
+    assets=[kafka_topic, reference_tables, microbatch, trends_report],
+    asset_checks=[*REFERENCE_CHECKS, *STREAMING_CHECKS],
+    jobs=[microbatch_job, streaming_checks_job],
+    sensors=[kafka_trans_sensor],
     resources=build_resources(),
 )

@@ -48,6 +48,7 @@ ENRICHED_COLUMNS = (
 )  # fmt: skip
 
 QUARANTINE_COLUMNS = ("kafka_partition", "kafka_offset", "trans_id", "reason", "raw_value")
+STAGED_COLUMNS = (*ENRICHED_COLUMNS, "reason", "raw_value")
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,13 @@ def classify(
         .transform(lambda df: enrich(df, reference))
         .transform(lambda df: mark_duplicates(df, committed_trans_ids))
     )
+
+
+def staged_rows(classified: DataFrame) -> DataFrame:
+    """Every record with its reason; the raw payload is kept only where it is needed."""
+    return classified.withColumn(
+        "raw_value", F.when(F.col("reason").isNotNull(), F.col("raw_value"))
+    ).select(*STAGED_COLUMNS)
 
 
 def enriched_rows(classified: DataFrame) -> DataFrame:

@@ -57,7 +57,7 @@ def encode(
     trans_id: int,
     account_id: int,
     date: dt.date,
-    type: str,  # noqa: A002 - the Berka column is called type
+    type: str,
     operation: str | None,
     amount: Decimal,
     balance: Decimal,

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS {table} (
   gender STRING, birth_date DATE, age INT, age_band STRING, kafka_partition INT,
   kafka_offset BIGINT, sent_at_ms BIGINT, batch_id STRING
 ) USING parquet PARTITIONED BY (batch_id)
-COMMENT 'Valid Berka transactions joined with account, district and OWNER client; one partition per committed micro-batch'
+COMMENT 'Valid Berka transactions enriched from MySQL; one partition per committed batch'
 """
 
 QUARANTINE_DDL = """
@@ -26,6 +26,20 @@ CREATE TABLE IF NOT EXISTS {table} (
   batch_id STRING
 ) USING parquet PARTITIONED BY (batch_id)
 COMMENT 'Records that could not be enriched, with the raw payload and the reason'
+"""
+
+# Every classified record of a batch, written once; the enriched and quarantine partitions are
+# then copied from here. Spark cannot overwrite a table it reads in the same statement, and the
+# de-duplication reads the enriched table.
+STAGING_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+  trans_id BIGINT, account_id BIGINT, trans_date DATE, year INT, month INT, type STRING,
+  operation STRING, amount DECIMAL(15,2), balance DECIMAL(15,2), k_symbol STRING, bank STRING,
+  account STRING, district_id INT, district_name STRING, region STRING, client_id BIGINT,
+  gender STRING, birth_date DATE, age INT, age_band STRING, kafka_partition INT,
+  kafka_offset BIGINT, sent_at_ms BIGINT, reason STRING, raw_value STRING, batch_id STRING
+) USING parquet PARTITIONED BY (batch_id)
+COMMENT 'Work table of the micro-batches: a batch is staged here, then copied'
 """
 
 TREND_DDL = {
@@ -56,6 +70,10 @@ class HiveTables:
     def quarantine(self) -> str:
         return f"`{self.database}`.quarantine"
 
+    @property
+    def staging(self) -> str:
+        return f"`{self.database}`.batch_staging"
+
     def trend(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
@@ -63,6 +81,7 @@ class HiveTables:
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         spark.sql(ENRICHED_DDL.format(table=self.enriched))
         spark.sql(QUARANTINE_DDL.format(table=self.quarantine))
+        spark.sql(STAGING_DDL.format(table=self.staging))
         for name, columns in TREND_DDL.items():
             spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {self.trend(name)} ({columns}) USING parquet"
@@ -85,21 +104,34 @@ class HiveTables:
             self.batch_ids(spark, self.enriched) | self.batch_ids(spark, self.quarantine)
         ) - committed
         self.drop_batches(spark, leftovers)
+        self.clear_staging(spark)
         return leftovers
+
+    def clear_staging(self, spark: SparkSession) -> None:
+        for batch_id in sorted(self.batch_ids(spark, self.staging)):
+            spark.sql(
+                f"ALTER TABLE {self.staging} DROP IF EXISTS "
+                f"PARTITION (batch_id='{_check(batch_id)}')"
+            )
 
     def write_batch(self, spark: SparkSession, classified: DataFrame, batch_id: str) -> None:
         """Replace the batch's partitions: a re-run overwrites, never appends."""
         batch_id = _check(batch_id)
-        view = f"batch_{abs(hash(batch_id))}"
-        T.enriched_rows(classified).createOrReplaceTempView(f"{view}_enriched")
-        T.quarantined_rows(classified).createOrReplaceTempView(f"{view}_quarantine")
+        partition = f"PARTITION (batch_id='{batch_id}')"
+        T.staged_rows(classified).createOrReplaceTempView("classified_batch")
+        # Classified exactly once: Kafka is read and de-duplicated a single time.
         spark.sql(
-            f"INSERT OVERWRITE TABLE {self.enriched} PARTITION (batch_id='{batch_id}') "
-            f"SELECT {', '.join(T.ENRICHED_COLUMNS)} FROM {view}_enriched"
+            f"INSERT OVERWRITE TABLE {self.staging} {partition} "
+            f"SELECT {', '.join(T.STAGED_COLUMNS)} FROM classified_batch"
+        )
+        staged = f"FROM {self.staging} WHERE batch_id = '{batch_id}'"
+        spark.sql(
+            f"INSERT OVERWRITE TABLE {self.enriched} {partition} "
+            f"SELECT {', '.join(T.ENRICHED_COLUMNS)} {staged} AND reason IS NULL"
         )
         spark.sql(
-            f"INSERT OVERWRITE TABLE {self.quarantine} PARTITION (batch_id='{batch_id}') "
-            f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} FROM {view}_quarantine"
+            f"INSERT OVERWRITE TABLE {self.quarantine} {partition} "
+            f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} {staged} AND reason IS NOT NULL"
         )
 
     def batch_counts(self, spark: SparkSession, batch_id: str) -> dict[int, tuple[int, int]]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -30,6 +31,7 @@ from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
 log = logging.getLogger(__name__)
 
 REFERENCE_TABLES = ("account", "district", "disp", "client")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,17 @@ def run_batch(
     """Process `requested` exactly once. `records` lets the streaming job pass its own batch."""
     seconds: dict[str, float] = {}
     started = time.monotonic()
-    tables.ensure(spark)
-    ledger.ensure_table()
     topic = requested[0].topic
-    leftovers = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
+
+    def prepare() -> tuple[set[str], list[OffsetRange]]:
+        ledger.ensure_table()  # first, so an unreachable MySQL fails fast and clearly
+        tables.ensure(spark)
+        dropped = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
+        return dropped, from_frontier(requested, ledger.frontiers(topic))
+
+    leftovers, processed = _timed(seconds, "prepare", prepare)
     if leftovers:
         log.warning("dropped partitions of uncommitted batches: %s", sorted(leftovers))
-    processed = from_frontier(requested, ledger.frontiers(topic))
-    seconds["prepare"] = time.monotonic() - started
     if not processed:
         log.info("offsets %s are already committed; rebuilding trends only", requested)
         _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
@@ -118,12 +123,12 @@ def run_batch(
     classified = T.classify(records, reference, committed_ids.select("trans_id"))
     _timed(seconds, "write", lambda: tables.write_batch(spark, classified, batch_id))
 
-    counts = tables.batch_counts(spark, batch_id)
+    counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
     commits = []
     for offset_range in processed:
         enriched, quarantined = counts.get(offset_range.partition, (0, 0))
         if enriched + quarantined != offset_range.count:
-            raise RuntimeError(
+            raise MicrobatchError(
                 f"batch {batch_id}: partition {offset_range.partition} read "
                 f"{enriched + quarantined} records for {offset_range.count} offsets "
                 f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were offsets "
@@ -132,6 +137,7 @@ def run_batch(
         commits.append(PartitionCommit(offset_range, enriched, quarantined))
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
     _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
+    tables.clear_staging(spark)
 
     reasons = {
         row.reason: row.n
@@ -164,7 +170,19 @@ def _restrict(records: DataFrame, ranges: list[OffsetRange]) -> DataFrame:
     return records.where(condition)
 
 
-def _timed(seconds: dict[str, float], name: str, action) -> None:
+class MicrobatchError(RuntimeError):
+    """A step of a batch failed; nothing of the batch counts until a retry commits it."""
+
+
+def _timed(seconds: dict[str, float], name: str, action: Callable[[], Result]) -> Result:
     started = time.monotonic()
-    action()
+    try:
+        result = action()
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise MicrobatchError(
+            f"micro-batch step '{name}' failed: {first_line[:500]}. Nothing of this batch is "
+            "committed; retry the run once the cause is fixed."
+        ) from error
     seconds[name] = time.monotonic() - started
+    return result

@@ -94,6 +94,8 @@ class Kafka(Service):
             "num.io.threads": 2,
             "background.threads": 2,
             "log.retention.hours": 168,
+            # Oversized poison records must reach the consumer to be quarantined, not bounce.
+            "message.max.bytes": 4 * 2**20,
             "log.segment.bytes": 256 * 2**20,
         }
         self.config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
@@ -174,6 +176,7 @@ def ensure_topics(bootstrap_servers: str, partitions_by_topic: dict[str, int],
     for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
         try:
             future.result()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             if "TOPIC_ALREADY_EXISTS" not in str(error):
-                raise process.StackError(f"Could not create Kafka topic {topic}: {error}") from error
+                message = f"Could not create Kafka topic {topic}: {error}"
+                raise process.StackError(message) from error

@@ -19,6 +19,8 @@ from berka_assets.config import MySQLSettings, var_dir
 from berka_assets.stack import prereqs, process
 from berka_assets.stack.service import Service
 
+HIVE_TXN_SCHEMA = Path(__file__).with_name("hive_txn_schema.sql")
+
 # The application may create, replace and swap its own tables, nothing else.
 APP_PRIVILEGES = (
     "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, "
@@ -145,6 +147,9 @@ class MariaDB(Service):
              "ALL PRIVILEGES"),
             ("dagster", passwords["BERKA_DAGSTER_MYSQL_PASSWORD"], "dagster", "ALL PRIVILEGES"),
         ]
+        # The test suite loads synthetic reference data into throw-away databases next to
+        # `berka`; only names matching this pattern, only for the application user.
+        test_databases = f"{s.database}\\_test\\_%"
         for user, password, database, privileges in grants:
             for host in ("127.0.0.1", "localhost"):
                 account = f"'{user}'@'{host}'"
@@ -154,7 +159,12 @@ class MariaDB(Service):
                     f"ALTER USER {account} IDENTIFIED BY '{quoted}'",
                     f"GRANT {privileges} ON `{database}`.* TO {account}",
                 ]
+                if user == s.user:
+                    statements.append(
+                        f"GRANT {APP_PRIVILEGES} ON `{test_databases}`.* TO {account}"
+                    )
         self.admin_sql(";\n".join(statements) + ";\n")
+        self.admin_sql(HIVE_TXN_SCHEMA.read_text(), database=s.metastore_database)
 
     def wipe(self) -> None:
         """Remove all data (used by `berka-stack down --wipe`)."""

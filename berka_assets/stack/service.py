@@ -46,7 +46,7 @@ class Service(ABC):
     def version(self) -> str:
         return ""
 
-    def after_start(self) -> None:
+    def after_start(self) -> None:  # noqa: B027 - optional hook, most services need nothing
         """One-off set-up once healthy (databases, topics...). Must be idempotent."""
 
     def pid(self) -> int | None:

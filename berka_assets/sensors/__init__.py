@@ -1,0 +1,1 @@
+"""Sensors: Kafka offsets -> micro-batch runs; streaming-job health -> observations."""

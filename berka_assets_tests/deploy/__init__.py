@@ -1,0 +1,1 @@
+"""Static checks of the container deployment in docker/ (no Docker daemon needed)."""
