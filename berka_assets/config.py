@@ -104,9 +104,17 @@ class KafkaSettings:
     topic: str = field(default_factory=lambda: env("BERKA_KAFKA_TOPIC", "trans"))
     dlq_topic: str = field(default_factory=lambda: env("BERKA_KAFKA_DLQ_TOPIC", "trans.dlq"))
     partitions: int = field(default_factory=lambda: int(env("BERKA_KAFKA_PARTITIONS", "3")))
-    # security.protocol etc. for real clusters; PLAINTEXT locally.
+    # security.protocol etc. for real clusters; PLAINTEXT locally. The SASL password is a
+    # secret: it is read through EnvVar("BERKA_KAFKA_SASL_PASSWORD") in the definitions.
     security_protocol: str = field(
         default_factory=lambda: env("BERKA_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    )
+    sasl_mechanism: str = field(default_factory=lambda: env("BERKA_KAFKA_SASL_MECHANISM", ""))
+    sasl_username: str = field(default_factory=lambda: env("BERKA_KAFKA_SASL_USERNAME", ""))
+    sasl_password_env: str = "BERKA_KAFKA_SASL_PASSWORD"
+    ssl_ca_location: str = field(default_factory=lambda: env("BERKA_KAFKA_SSL_CA_LOCATION", ""))
+    replication_factor: int = field(
+        default_factory=lambda: int(env("BERKA_KAFKA_REPLICATION_FACTOR", "1"))
     )
 
 
@@ -119,6 +127,20 @@ class SparkSettings:
         default_factory=lambda: env("BERKA_SPARK_WAREHOUSE", str(var_dir() / "warehouse"))
     )
     hive_database: str = field(default_factory=lambda: env("BERKA_HIVE_DATABASE", "berka"))
+    # The streaming job writes its own database, so it never double-counts with Dagster's path.
+    stream_hive_database: str = field(
+        default_factory=lambda: env("BERKA_STREAM_HIVE_DATABASE", "berka_stream")
+    )
+    # Empty: the metastore lives in MySQL (embedded client). Set to thrift://host:9083 to use a
+    # remote Hive metastore service instead; then no metastore password is needed.
+    metastore_uris: str = field(default_factory=lambda: env("BERKA_HIVE_METASTORE_URIS", ""))
+    shuffle_partitions: int = field(
+        default_factory=lambda: int(env("BERKA_SPARK_SHUFFLE_PARTITIONS", "4"))
+    )
+    connect_memory: str = field(default_factory=lambda: env("BERKA_SPARK_CONNECT_MEMORY", "2g"))
+    thrift_server_memory: str = field(
+        default_factory=lambda: env("BERKA_THRIFT_SERVER_MEMORY", "1g")
+    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +152,20 @@ class HiveServerSettings:
 
 
 @dataclass(frozen=True)
+class SensorSettings:
+    interval_seconds: int = field(default_factory=lambda: int(env("BERKA_SENSOR_INTERVAL_S", "10")))
+    max_records_per_batch: int = field(
+        default_factory=lambda: int(env("BERKA_SENSOR_MAX_RECORDS", "200000"))
+    )
+    freshness_minutes: float = field(
+        default_factory=lambda: float(env("BERKA_FRESHNESS_MINUTES", "10"))
+    )
+
+
+@dataclass(frozen=True)
 class S3Settings:
+    # "folder" reads Settings.data_dir; "s3" reads s3://bucket/prefix.
+    source_kind: str = field(default_factory=lambda: env("BERKA_SOURCE_KIND", "folder"))
     endpoint_url: str = field(default_factory=lambda: env("BERKA_S3_ENDPOINT_URL", ""))
     bucket: str = field(default_factory=lambda: env("BERKA_S3_BUCKET", "berka"))
     prefix: str = field(default_factory=lambda: env("BERKA_S3_PREFIX", "raw/"))
@@ -144,6 +179,7 @@ class Settings:
     spark: SparkSettings = field(default_factory=SparkSettings)
     hive: HiveServerSettings = field(default_factory=HiveServerSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    sensor: SensorSettings = field(default_factory=SensorSettings)
     # The embedded default source: the real Berka sample shipped in the repo.
     data_dir: str = field(
         default_factory=lambda: env("BERKA_DATA_DIR", str(REPO_ROOT / "data" / "berka"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from berka_assets.assets.reference import reference_tables
@@ -27,12 +29,15 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or load_settings()
     s3 = s3_resource(settings.s3)
     return {
-        "kafka": KafkaResource(),
+        "kafka": KafkaResource(
+            sasl_password=dg.EnvVar(settings.kafka.sasl_password_env)
+            if os.environ.get(settings.kafka.sasl_password_env) else None
+        ),
         "mysql": MySQLResource(password=dg.EnvVar(settings.mysql.password_env)),
         "pyspark": spark_resource(settings.spark),
         "hive": HiveResource(),
         "s3": s3,
-        "berka_source": BerkaSourceResource(s3=s3),
+        "berka_source": BerkaSourceResource(kind=settings.s3.source_kind, s3=s3),
     }
 
 

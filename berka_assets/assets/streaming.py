@@ -21,6 +21,7 @@ from berka_assets.spark_jobs.microbatch import REFERENCE_TABLES, read_reference,
 
 TREND_TABLES = ("monthly_trend", "yearly_trend", "trans_by_age_gender")
 MICROBATCH_TAG = "berka/microbatch"
+WRITER = "dagster-microbatch"
 
 
 def topic_key(topic: str | None = None) -> dg.AssetKey:
@@ -98,6 +99,7 @@ def microbatch(
     started = time.monotonic()
     ledger = BatchLedger(mysql.connect, config.hive_database)
     ledger.ensure_table()  # a clear "cannot reach MySQL" before any Spark JDBC stack trace
+    ledger.claim(WRITER)
     spark = pyspark.spark_session
     reference = read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties())
     result = run_batch(

@@ -1,13 +1,12 @@
 """Checks that the Hive tables and the batch ledger agree: nothing lost, nothing counted twice."""
 
 import datetime as dt
-import os
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from berka_assets.assets.streaming import TREND_TABLES, hive_key
-from berka_assets.config import KafkaSettings, SparkSettings
+from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.spark_jobs.hive_tables import HiveTables
@@ -99,7 +98,7 @@ def trends_fresh(kafka: KafkaResource, mysql: MySQLResource) -> dg.AssetCheckRes
     frontiers = ledger.frontiers(topic)
     lag = sum(p.high - frontiers.get(p.partition, p.low) for p in kafka.partition_offsets(topic))
     last_commit = ledger.last_commit()
-    limit = dt.timedelta(minutes=float(os.environ.get("BERKA_FRESHNESS_MINUTES", "10")))
+    limit = dt.timedelta(minutes=SensorSettings().freshness_minutes)
     age = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - last_commit) if last_commit else None
     fresh = lag == 0 or (age is not None and age <= limit)
     return dg.AssetCheckResult(

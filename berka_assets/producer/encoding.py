@@ -76,10 +76,6 @@ def _text(value: str | None) -> str:
     return literal
 
 
-def _account_text(value: str | None) -> str:
-    return "null" if value is None else encode_basestring_ascii(value)
-
-
 def _money(value: Decimal) -> str:
     # The reader keeps money's text exactly (2 decimals), so str() already is money_text();
     # '.' third from the end can only be plain notation with two decimals.
@@ -98,15 +94,26 @@ def _date(value: dt.date) -> str:
 
 def encode_record(record: Mapping[str, Any], sent_at_ms: int) -> bytes:
     """Same bytes as `encode_record_exact`, about 5x faster."""
-    date = _date(record["date"])
+    # Inlined cache look-ups: a JSON literal is never empty, so `or` only falls back on a miss.
+    text = _text_json
+    date = _date_json.get(record["date"]) or _date(record["date"])
+    amount = str(record["amount"])
+    if amount[-3:-2] != ".":
+        amount = _money(record["amount"])
+    balance = str(record["balance"])
+    if balance[-3:-2] != ".":
+        balance = _money(record["balance"])
+    account = record["account"]
     return (
         f'{{"schema_version":1,"trans_id":{record["trans_id"]:d},'
         f'"account_id":{record["account_id"]:d},"date":{date},'
-        f'"type":{_text(record["type"])},"operation":{_text(record["operation"] or None)},'
-        f'"amount":"{_money(record["amount"])}","balance":"{_money(record["balance"])}",'
-        f'"k_symbol":{_text(record["k_symbol"])},"bank":{_text(record["bank"])},'
-        f'"account":{_account_text(record["account"])},"event_date":{date},'
-        f'"sent_at_ms":{sent_at_ms:d}}}'
+        f'"type":{text.get(record["type"]) or _text(record["type"])},'
+        f'"operation":{text.get(record["operation"] or None) or _text(record["operation"])},'
+        f'"amount":"{amount}","balance":"{balance}",'
+        f'"k_symbol":{text.get(record["k_symbol"]) or _text(record["k_symbol"])},'
+        f'"bank":{text.get(record["bank"]) or _text(record["bank"])},'
+        f'"account":{"null" if account is None else encode_basestring_ascii(account)},'
+        f'"event_date":{date},"sent_at_ms":{sent_at_ms:d}}}'
     ).encode()
 
 
@@ -124,9 +131,9 @@ def choose_encoder(first_record: Mapping[str, Any] | None) -> tuple[Encoder, str
     return encode_record, "fast"
 
 
-def dlq_message(row: RejectedRow, line: int) -> bytes:
+def dlq_message(row: RejectedRow) -> bytes:
     """The dead-letter message of a malformed row: where it was, its text, and why."""
     return json.dumps(
-        {"file": row.file, "line": line, "raw": row.raw, "reason": row.reason},
+        {"file": row.file, "line": row.line, "raw": row.raw, "reason": row.reason},
         separators=(",", ":"),
     ).encode()

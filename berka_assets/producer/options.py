@@ -78,7 +78,7 @@ class ReplayConfig(dg.Config):
     compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = Field(
         default="lz4", description="producer compression.type"
     )
-    linger_ms: int = Field(default=20, description="producer linger.ms")
+    linger_ms: int = Field(default=5, description="producer linger.ms")
     batch_size: int = Field(default=1_000_000, description="producer batch.size, bytes")
     producer_config: dict[str, str] = Field(
         default_factory=dict,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -106,10 +106,15 @@ class MySQLPositionStore:
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
+        if self._connection is not None:
+            try:
+                self._connection.ping()
+            except Exception:  # noqa: BLE001 - any failure: reconnect once below
+                with suppress(Exception):
+                    self.close()
+                self._context = self._connection = None
         if self._connection is None:
             self._open()
-        else:
-            self._connection.ping(reconnect=True)
         with self._connection.cursor() as cursor:
             yield cursor
 

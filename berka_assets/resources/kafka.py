@@ -23,10 +23,16 @@ class KafkaResource(dg.ConfigurableResource):
 
     bootstrap_servers: str = Field(default_factory=lambda: KafkaSettings().bootstrap_servers)
     security_protocol: str = Field(default_factory=lambda: KafkaSettings().security_protocol)
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_ca_location: str | None = None
+    sasl_mechanism: str | None = Field(
+        default_factory=lambda: KafkaSettings().sasl_mechanism or None
+    )
+    sasl_username: str | None = Field(
+        default_factory=lambda: KafkaSettings().sasl_username or None
+    )
+    sasl_password: str | None = None  # pass EnvVar("BERKA_KAFKA_SASL_PASSWORD")
+    ssl_ca_location: str | None = Field(
+        default_factory=lambda: KafkaSettings().ssl_ca_location or None
+    )
     request_timeout_ms: int = 10_000
 
     def client_config(self) -> dict[str, Any]:
@@ -52,6 +58,9 @@ class KafkaResource(dg.ConfigurableResource):
         }
         if self.sasl_mechanism:
             options["kafka.sasl.mechanism"] = self.sasl_mechanism
+        if self.ssl_ca_location:
+            options["kafka.ssl.truststore.type"] = "PEM"
+            options["kafka.ssl.truststore.location"] = self.ssl_ca_location
         if self.sasl_username and self.sasl_password:
             module = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule"

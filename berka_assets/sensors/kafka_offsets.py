@@ -1,7 +1,6 @@
 """The Kafka sensor: new offsets on the topic become bounded, deterministic micro-batch runs."""
 
 import json
-import os
 
 import dagster as dg
 
@@ -11,7 +10,7 @@ from berka_assets.assets.streaming import (
     microbatch_run_config,
     topic_key,
 )
-from berka_assets.config import KafkaSettings, SparkSettings
+from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
 from berka_assets.resources.kafka import KafkaResource, PartitionOffsets
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.spark_jobs.kafka_source import OffsetRange
@@ -55,10 +54,9 @@ def build_kafka_sensor(
     """A sensor over `topic`; its cursor is {"partition": next offset} as JSON."""
     topic = topic or KafkaSettings().topic
     hive_database = hive_database or SparkSettings().hive_database
-    max_records = max_records_per_batch or int(
-        os.environ.get("BERKA_SENSOR_MAX_RECORDS", "200000")
-    )
-    interval = minimum_interval_seconds or int(os.environ.get("BERKA_SENSOR_INTERVAL_S", "10"))
+    sensor_settings = SensorSettings()
+    max_records = max_records_per_batch or sensor_settings.max_records_per_batch
+    interval = minimum_interval_seconds or sensor_settings.interval_seconds
 
     @dg.sensor(
         name=f"kafka_{topic.replace('.', '_')}_sensor",

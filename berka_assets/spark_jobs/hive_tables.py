@@ -78,7 +78,9 @@ class HiveTables:
         return f"`{self.database}`.`{name}`"
 
     def ensure(self, spark: SparkSession) -> None:
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        if self.database not in {row[0] for row in spark.sql("SHOW DATABASES").collect()}:
+            # IF NOT EXISTS alone makes the metastore log an AlreadyExists error every batch.
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         spark.sql(ENRICHED_DDL.format(table=self.enriched))
         spark.sql(QUARANTINE_DDL.format(table=self.quarantine))
         spark.sql(STAGING_DDL.format(table=self.staging))

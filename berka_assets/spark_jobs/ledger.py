@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS microbatch_ledger (
   enriched_rows    BIGINT       NOT NULL,
   quarantined_rows BIGINT       NOT NULL,
   committed_at     DATETIME(3)  NOT NULL,
+  visible_at       DATETIME(3)  NULL,
   PRIMARY KEY (hive_database, topic, kafka_partition, start_offset),
   UNIQUE KEY no_overlap_end (hive_database, topic, kafka_partition, end_offset),
   KEY by_batch (hive_database, batch_id),
@@ -78,6 +79,15 @@ class BatchLedger:
         with self._connect() as connection, connection.cursor() as cursor:
             cursor.execute(LEDGER_DDL)
             cursor.execute(OWNER_DDL)
+            # Ledgers created before visible_at existed get the column added once.
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
+                "DATABASE() AND table_name = 'microbatch_ledger' AND column_name = 'visible_at'"
+            )
+            if cursor.fetchone()[0] == 0:
+                cursor.execute(
+                    "ALTER TABLE microbatch_ledger ADD COLUMN visible_at DATETIME(3) NULL"
+                )
 
     def claim(self, writer: str) -> None:
         """Make `writer` the only kind of writer of this Hive database, or refuse clearly."""
@@ -136,11 +146,43 @@ class BatchLedger:
                         f"{frontier}, but batch {batch_id} starts at {offset_range.start}."
                     )
                 cursor.execute(
-                    "INSERT INTO microbatch_ledger VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    "INSERT INTO microbatch_ledger (hive_database, topic, kafka_partition, "
+                    "start_offset, end_offset, batch_id, enriched_rows, quarantined_rows, "
+                    "committed_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                     (self.hive_database, offset_range.topic, offset_range.partition,
                      offset_range.start, offset_range.end, batch_id, commit.enriched_rows,
                      commit.quarantined_rows, now),
                 )
+
+    def mark_visible(self) -> None:
+        """The trend tables were just rebuilt from every committed batch: all are visible now
+        (this is where the latency of their records ends)."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE microbatch_ledger SET visible_at = %s "
+                "WHERE hive_database = %s AND visible_at IS NULL",
+                (_now(), self.hive_database),
+            )
+
+    def invisible_batches(self) -> int:
+        """Committed batches not yet reflected in the trend tables."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM microbatch_ledger "
+                "WHERE hive_database = %s AND visible_at IS NULL",
+                (self.hive_database,),
+            )
+            return int(cursor.fetchone()[0])
+
+    def visibility(self) -> dict[str, dt.datetime]:
+        """batch_id -> when its records became visible in the trend tables."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT batch_id, MAX(visible_at) FROM microbatch_ledger "
+                "WHERE hive_database = %s AND visible_at IS NOT NULL GROUP BY batch_id",
+                (self.hive_database,),
+            )
+            return dict(cursor.fetchall())
 
     def totals(self, topic: str) -> LedgerTotals:
         with self._connect() as connection, connection.cursor() as cursor:

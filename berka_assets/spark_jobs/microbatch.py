@@ -110,6 +110,7 @@ def run_batch(
     if not processed:
         log.info("offsets %s are already committed; rebuilding trends only", requested)
         _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
+        ledger.mark_visible()
         return BatchResult(None, requested, [], dropped_leftovers=sorted(leftovers),
                            seconds=seconds)
 
@@ -137,6 +138,7 @@ def run_batch(
         commits.append(PartitionCommit(offset_range, enriched, quarantined))
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
     _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
+    ledger.mark_visible()
     tables.clear_staging(spark)
 
     reasons = {

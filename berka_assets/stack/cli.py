@@ -15,18 +15,24 @@ from berka_assets.stack.kafka import Kafka
 from berka_assets.stack.mariadb import MariaDB
 from berka_assets.stack.s3 import S3Server
 from berka_assets.stack.service import Service
-from berka_assets.stack.spark import SparkConnectServer, ThriftServer
+from berka_assets.stack.spark import SparkConnectServer, StreamingJob, ThriftServer
 
 
 def all_services() -> list[Service]:
-    """Every service, in start order."""
+    """Every service of the stack, in start order."""
     return [MariaDB(), Kafka(), SparkConnectServer(), ThriftServer(), S3Server()]
+
+
+def optional_services() -> list[Service]:
+    """Started only when named: the continuous streaming job."""
+    return [StreamingJob()]
 
 
 def select(names: list[str] | None) -> list[Service]:
     services = all_services()
     if not names:
         return services
+    services += optional_services()
     known = {service.name: service for service in services}
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -54,13 +60,15 @@ def up(names: list[str] | None = None, *, echo=print) -> dict[str, float]:
 
 def down(names: list[str] | None = None, *, echo=print) -> None:
     """Stop in reverse order, so nothing loses a dependency while it shuts down."""
-    for service in reversed(select(names)):
+    services = select(names) if names else all_services() + optional_services()
+    for service in reversed(services):
         if service.stop():
             echo(f"  {service.name:<14} stopped")
 
 
 def status_lines() -> list[str]:
     statuses = [service.status() for service in all_services()]
+    statuses += [s.status() for s in optional_services() if s.pid() is not None]
     total = sum(status.rss_bytes for status in statuses)
     lines = [f"{'service':<14} state {'address':<22} {'memory':>11}  version"]
     lines += [status.line() for status in statuses]

@@ -99,6 +99,11 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# Markers pyspark sets in a process that holds a Spark Connect session; inherited by a daemon they
+# would turn its classic Spark session into a (failing) Connect client.
+CLIENT_ONLY_VARIABLES = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "SPARK_REMOTE")
+
+
 def start_daemon(
     name: str,
     command: Sequence[str],
@@ -115,7 +120,10 @@ def start_daemon(
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={
+                **{k: v for k, v in os.environ.items() if k not in CLIENT_ONLY_VARIABLES},
+                **(env or {}),
+            },
             cwd=str(cwd) if cwd else None,
             start_new_session=True,
         )
@@ -163,8 +171,12 @@ def stop_daemon(name: str, *, timeout: float = 30.0) -> bool:
         time.sleep(0.2)
     if _group_alive(pid):
         _signal_group(pid, signal.SIGKILL)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.1)
     _reap(pid)
+    if pid_alive(pid):
+        raise StackError(f"{name} (pid {pid}) survived SIGTERM and SIGKILL; stop it by hand.")
     pid_file(name).unlink(missing_ok=True)
     return True
 
@@ -182,12 +194,12 @@ def kill_daemon(name: str) -> None:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(pid, sig)
+    """Signal the service's process group, and the process itself in case it left the group."""
+    for send in (os.killpg, os.kill):
+        try:
+            send(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _group_alive(pid: int) -> bool:

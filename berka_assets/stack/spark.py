@@ -68,21 +68,15 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
     spark: SparkSettings = settings.spark
     extra_jars = prereqs.jars("spark")
     extra_classpath = str(prereqs.jar_dir("spark") / "*")
-    warehouse = Path(spark.warehouse_dir).resolve().as_uri()
-    return {
+    warehouse = (
+        spark.warehouse_dir if "://" in spark.warehouse_dir
+        else Path(spark.warehouse_dir).resolve().as_uri()
+    )
+    common = {
         "spark.master": spark.master,
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": warehouse,
         "spark.hadoop.hive.metastore.warehouse.dir": warehouse,
-        "spark.hadoop.javax.jdo.option.ConnectionURL": mysql.metastore_jdbc_url(),
-        "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.mariadb.jdbc.Driver",
-        "spark.hadoop.javax.jdo.option.ConnectionUserName": mysql.metastore_user,
-        "spark.hadoop.javax.jdo.option.ConnectionPassword": secret(mysql.metastore_password_env),
-        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
-        "spark.hadoop.hive.metastore.schema.verification": "false",
-        # Create every metastore table at start: lazy creation deadlocks on the first CREATE TABLE.
-        "spark.hadoop.datanucleus.autoStartMechanism": "Classes",
-        "spark.hadoop.datanucleus.autoStartClassNames": ",".join(METASTORE_MODEL_CLASSES),
         # DataNucleus finds JDBC drivers through DriverManager: spark.jars alone is not enough.
         "spark.driver.extraClassPath": extra_classpath,
         "spark.executor.extraClassPath": extra_classpath,
@@ -92,10 +86,27 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
         "spark.hadoop.hive.exec.dynamic.partition": "true",
         "spark.hadoop.hive.exec.dynamic.partition.mode": "nonstrict",
         # Small batches on 2 cores: 200 shuffle partitions cost more than they give.
-        "spark.sql.shuffle.partitions": os.environ.get("BERKA_SPARK_SHUFFLE_PARTITIONS", "4"),
+        "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        # Several Spark processes write the same tables: a long-lived reader (Thrift Server,
+        # Connect server) must not keep serving a file listing another process replaced.
+        "spark.sql.filesourceTableRelationCacheSize": "0",
+    }
+    if spark.metastore_uris:
+        return {**common, "spark.hadoop.hive.metastore.uris": spark.metastore_uris}
+    return {
+        **common,
+        "spark.hadoop.javax.jdo.option.ConnectionURL": mysql.metastore_jdbc_url(),
+        "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.mariadb.jdbc.Driver",
+        "spark.hadoop.javax.jdo.option.ConnectionUserName": mysql.metastore_user,
+        "spark.hadoop.javax.jdo.option.ConnectionPassword": secret(mysql.metastore_password_env),
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+        # Create every metastore table at start: lazy creation deadlocks on the first CREATE TABLE.
+        "spark.hadoop.datanucleus.autoStartMechanism": "Classes",
+        "spark.hadoop.datanucleus.autoStartClassNames": ",".join(METASTORE_MODEL_CLASSES),
     }
 
 
@@ -154,7 +165,7 @@ class SparkConnectServer(Service):
             spark_submit(
                 "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
                 "--name", "berka-spark-connect",
-                "--driver-memory", os.environ.get("BERKA_SPARK_CONNECT_MEMORY", "2g"),
+                "--driver-memory", self.settings.spark.connect_memory,
                 "--conf", f"spark.connect.grpc.binding.address={self.host}",
                 "--conf", f"spark.connect.grpc.binding.port={self.port}",
                 "--conf", "spark.ui.port=4040",
@@ -176,8 +187,12 @@ class SparkConnectServer(Service):
         # Thrift Server starts, keeps a single process doing so.
         from pyspark.sql import SparkSession
 
-        session = SparkSession.builder.remote(self.settings.spark.remote).getOrCreate()
-        session.sql(f"CREATE DATABASE IF NOT EXISTS `{self.settings.spark.hive_database}`")
+        # A new session: a cached one in this process may belong to a server that was restarted.
+        session = SparkSession.builder.remote(self.settings.spark.remote).create()
+        try:
+            session.sql(f"CREATE DATABASE IF NOT EXISTS `{self.settings.spark.hive_database}`")
+        finally:
+            session.stop()
 
 
 class ThriftServer(Service):
@@ -200,7 +215,7 @@ class ThriftServer(Service):
             spark_submit(
                 "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
                 "--name", "berka-thrift-server",
-                "--driver-memory", os.environ.get("BERKA_THRIFT_SERVER_MEMORY", "1g"),
+                "--driver-memory", self.settings.spark.thrift_server_memory,
                 "--conf", "spark.ui.port=4041",
                 "spark-internal",
                 "--hiveconf", f"hive.server2.thrift.port={hive.port}",
@@ -217,3 +232,62 @@ class ThriftServer(Service):
         import pyspark
 
         return f"Spark Thrift Server {pyspark.__version__} (HiveServer2)"
+
+
+class StreamingJob(Service):
+    """spark_streaming/job.py under spark-submit: opt-in (`berka-stack up streaming-job`)."""
+
+    name = "streaming-job"
+    start_timeout = 180.0
+
+    def __init__(self, settings: Settings | None = None, *extra_args: str) -> None:
+        self.settings = settings or Settings()
+        self.extra_args = list(extra_args) or _streaming_args_from_env()
+
+    @property
+    def address(self) -> str:
+        return "127.0.0.1:4042"  # its Spark UI
+
+    def check_port_free(self) -> None:
+        """Spark moves its UI to the next free port by itself."""
+
+    def _launch(self) -> int:
+        prereqs.check_java()
+        write_spark_conf(self.settings)
+        from berka_assets.config import REPO_ROOT
+
+        log = self.log_path()
+        self._log_offset = log.stat().st_size if log.exists() else 0
+
+        return process.start_daemon(
+            self.name,
+            spark_submit(
+                "--name", "berka-streaming",
+                "--driver-memory", os.environ.get("BERKA_STREAMING_MEMORY", "1g"),
+                "--conf", "spark.ui.port=4042",
+                str(REPO_ROOT / "spark_streaming" / "job.py"),
+                *self.extra_args,
+            ),
+            env={**spark_env(), "PYTHONPATH": str(REPO_ROOT)},
+            cwd=REPO_ROOT,
+        )
+
+    def is_healthy(self) -> bool:
+        """Alive, and its query started (since this launch, when we launched it)."""
+        if self.pid() is None:
+            return False
+        with self.log_path().open("rb") as handle:
+            handle.seek(getattr(self, "_log_offset", 0))
+            return b"streaming query started" in handle.read()
+
+    def version(self) -> str:
+        import pyspark
+
+        return f"Structured Streaming {pyspark.__version__}"
+
+
+def _streaming_args_from_env() -> list[str]:
+    """BERKA_STREAMING_ARGS, e.g. "--trigger-seconds 1 --max-offsets-per-trigger 50000"."""
+    import shlex
+
+    return shlex.split(os.environ.get("BERKA_STREAMING_ARGS", ""))

@@ -1,0 +1,10 @@
+"""The S3 replay producer: Berka transactions from a folder or S3 to Kafka at a live pace.
+
+    options.py   ReplayConfig: every option, shared by the Dagster job and the CLI
+    pacing.py    pure schedules (rate with jitter, historical with speed-up, full speed)
+    encoding.py  record -> message bytes (the contract of messages/trans_message), DLQ message
+    position.py  the durable resume position (MySQL table producer_position)
+    replay.py    the loop: read, pace, produce, track deliveries, resend, stop, report
+    cli.py       `berka-replay`
+The job is berka_assets.jobs.replay.s3_replay_job.
+"""

@@ -1,0 +1,108 @@
+"""spark_streaming/job.py under spark-submit, against the real stack: same results, exactly once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from berka_assets.config import REPO_ROOT, Settings
+from berka_assets.spark_jobs.ledger import WriterConflict
+from berka_assets.stack import process
+from berka_assets.stack.spark import StreamingJob
+from berka_assets_tests import independent
+from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = REPO_ROOT / "data" / "berka"
+SAMPLE_TRANS = SAMPLE / "trans_prefix.asc"
+
+
+class StreamRun:
+    """One streaming job over a Pipeline's topic, into its own Hive database."""
+
+    def __init__(self, stack: Settings, pipeline: Pipeline, checkpoint: Path) -> None:
+        self.pipeline = pipeline
+        self.stream = Pipeline(stack, SAMPLE, topic=pipeline.topic)  # its own Hive database
+        self.job = StreamingJob(
+            stack,
+            "--topic", pipeline.topic,
+            "--hive-database", self.stream.hive_database,
+            "--checkpoint", str(checkpoint),
+            "--trigger-seconds", "1",
+            "--max-offsets-per-trigger", "3000",
+        )
+
+    def wait_for(self, consumed: int, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ledger = self.stream.ledger()
+            if (ledger.totals(self.pipeline.topic).consumed >= consumed
+                    and ledger.invisible_batches() == 0):
+                return
+            assert self.job.pid() is not None, process.tail(self.job.log_path())
+            time.sleep(0.5)
+        raise AssertionError(f"stream did not consume {consumed} offsets in {timeout} s:\n"
+                             + process.tail(self.job.log_path()))
+
+
+@pytest.fixture
+def stream_run(stack: Settings, tmp_path: Path) -> Iterator[StreamRun]:
+    pipeline = Pipeline(stack, SAMPLE, max_records=5_000)
+    run = StreamRun(stack, pipeline, tmp_path / f"checkpoint-{uuid.uuid4().hex[:6]}")
+    yield run
+    run.job.stop()
+    spark = spark_session(stack)
+    pipeline.drop(spark)
+    run.stream.drop(spark)
+
+
+def test_stream_equals_microbatch_and_independent_computation(
+    stack: Settings, stream_run: StreamRun
+) -> None:
+    sent = 12_000
+    stream_run.pipeline.produce_file(SAMPLE_TRANS, limit=sent)
+    stream_run.job.start()
+    stream_run.pipeline.drain()  # the Dagster path over the same topic
+    stream_run.wait_for(sent)
+    spark = spark_session(stack)
+    expected = independent.trends(SAMPLE, SAMPLE_TRANS,
+                                  _first_ids(SAMPLE_TRANS, sent))
+    assert as_plain(stream_run.stream.trends(spark)) == expected
+    assert as_plain(stream_run.pipeline.trends(spark)) == expected
+    assert stream_run.stream.counts(spark) == (sent, 0)
+    # The two paths own their databases: the Dagster path may not write the stream's.
+    with pytest.raises(WriterConflict, match="spark-streaming"):
+        stream_run.stream.ledger().claim("dagster-microbatch")
+
+
+def test_kill_9_mid_stream_then_restart_from_checkpoint(
+    stack: Settings, stream_run: StreamRun
+) -> None:
+    first, second = 9_000, 15_000
+    stream_run.pipeline.produce_file(SAMPLE_TRANS, limit=first)
+    stream_run.job.start()
+    stream_run.wait_for(3_000)  # at least one batch committed, more in flight
+    stream_run.job.kill()  # kill -9, wherever it is
+    stream_run.pipeline.produce_raw([b"{broken", b"", b"x" * 70_000])  # poison meanwhile
+    stream_run.job = StreamingJob(stack, *stream_run.job.extra_args)
+    stream_run.job.start()  # resumes from the checkpoint
+    stream_run.pipeline.produce_file(SAMPLE_TRANS, limit=second)  # 9,000 re-sent + 6,000 new
+    stream_run.wait_for(first + 3 + second)
+    assert stream_run.job.pid() is not None, "poison must not stop the query"
+    spark = spark_session(stack)
+    assert stream_run.stream.counts(spark) == (second, first + 3)
+    assert as_plain(stream_run.stream.trends(spark)) == independent.trends(
+        SAMPLE, SAMPLE_TRANS, _first_ids(SAMPLE_TRANS, second)
+    )
+
+
+def _first_ids(path: Path, count: int) -> set[int]:
+    with path.open() as handle:
+        next(handle)
+        return {int(line.split(";", 1)[0]) for line, _ in zip(handle, range(count),
+                                                              strict=False)}

@@ -1,0 +1,1 @@
+"""The continuous Structured Streaming job (spark-submit spark_streaming/job.py)."""

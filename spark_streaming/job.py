@@ -1,0 +1,158 @@
+"""The continuous, low-latency path: Spark Structured Streaming over topic `trans`.
+
+Run with spark-submit (or `berka-stack up streaming-job`):
+
+    spark-submit spark_streaming/job.py --trigger-seconds 2
+
+It applies the same functions as the Dagster micro-batches (berka_assets.transformations) and
+commits through the same exactly-once step (berka_assets.spark_jobs.microbatch.run_batch):
+foreachBatch hands each trigger's records to it, the batch ledger in MySQL trims anything already
+committed, so a batch replayed after a crash replaces and never adds. It writes its own Hive
+database (BERKA_STREAM_HIVE_DATABASE, default `berka_stream`) and claims it in the ledger, so the
+two paths can never double-count into one set of tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from berka_assets.config import load_secrets_into_environment, load_settings, secret, var_dir
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_assets.spark_jobs.ledger import BatchLedger
+from berka_assets.spark_jobs.microbatch import read_reference, run_batch
+from spark_streaming.metrics import StreamMetrics, progress_listener
+from spark_streaming.reference_cache import ReferenceCache
+
+WRITER = "spark-streaming"
+log = logging.getLogger("berka.streaming")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    settings = load_settings()
+    parser = argparse.ArgumentParser(prog="berka-streaming", description=__doc__.splitlines()[0])
+    parser.add_argument("--topic", default=settings.kafka.topic)
+    parser.add_argument("--hive-database", default=settings.spark.stream_hive_database)
+    parser.add_argument("--checkpoint", default=str(var_dir() / "checkpoints" / "streaming"))
+    parser.add_argument("--trigger-seconds", type=float, default=2.0)
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=100_000,
+                        help="backpressure: at most this many records per batch")
+    parser.add_argument("--reference-refresh-seconds", type=float, default=300.0,
+                        help="re-read the MySQL reference tables this often, without a restart")
+    parser.add_argument("--starting-offsets", default="earliest")
+    return parser.parse_args(argv)
+
+
+def batch_ranges(batch: DataFrame, topic: str) -> list[OffsetRange]:
+    """The offsets a streaming batch holds, per partition (contiguous: no transactions used)."""
+    rows = batch.groupBy("partition").agg(
+        F.min("offset").alias("first"), F.max("offset").alias("last")
+    ).collect()
+    return [OffsetRange(topic, row.partition, row.first, row.last + 1) for row in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    load_secrets_into_environment()
+    args = parse_args(argv)
+    settings = load_settings()
+    mysql = MySQLResource(password=secret(settings.mysql.password_env))
+    kafka = KafkaResource()
+    tables = HiveTables(args.hive_database)
+    ledger = BatchLedger(mysql.connect, args.hive_database)
+    ledger.ensure_table()
+    ledger.claim(WRITER)
+
+    spark = SparkSession.builder.appName("berka-streaming").getOrCreate()
+    tables.ensure(spark)
+    metrics = StreamMetrics(mysql.connect, args.hive_database)
+    metrics.ensure_table()
+    spark.streams.addListener(progress_listener(metrics))
+    reference = ReferenceCache(
+        lambda: read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties()),
+        refresh_seconds=args.reference_refresh_seconds,
+    )
+    kafka_options = kafka.spark_options()
+
+    def process(batch: DataFrame, epoch_id: int) -> None:
+        started = time.monotonic()
+        batch = batch.persist()  # read from Kafka once, used for ranges and for the write
+        try:
+            ranges = batch_ranges(batch, args.topic)
+            if not ranges:
+                return
+            # The batch lives in a cloned session; its temp views must be made there too.
+            result = run_batch(
+                batch.sparkSession, kafka_options=kafka_options, requested=ranges,
+                reference=reference.get(), tables=tables, ledger=ledger, records=batch,
+            )
+        finally:
+            batch.unpersist()
+        log.info(
+            "epoch %s: %s records, %s enriched, %s quarantined, batch %s in %.2f s",
+            epoch_id, result.records, result.enriched_rows, result.quarantined_rows,
+            result.batch_id or "(already committed)", time.monotonic() - started,
+        )
+
+    records = (
+        spark.readStream.format("kafka")
+        .options(**kafka_options)
+        .option("subscribe", args.topic)
+        .option("startingOffsets", args.starting_offsets)
+        .option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
+        .option("failOnDataLoss", "true")
+        .load()
+    )
+    Path(args.checkpoint).mkdir(parents=True, exist_ok=True)
+    query = (
+        records.writeStream.queryName(f"berka_{args.hive_database}")
+        .foreachBatch(process)
+        .option("checkpointLocation", args.checkpoint)
+        .trigger(processingTime=f"{args.trigger_seconds} seconds")
+        .start()
+    )
+    log.info("streaming query started: topic %s -> Hive database %s, checkpoint %s",
+             args.topic, args.hive_database, args.checkpoint)
+
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame) -> None:
+        # Graceful: let the running batch finish, then stop; the checkpoint has the position.
+        log.info("signal %s: stopping the query after the current batch", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while query.isActive and not stopping.is_set():
+        stopping.wait(1.0)
+    if stopping.is_set():
+        _stop_between_batches(query)
+    exception = query.exception()
+    spark.stop()
+    if exception is not None:
+        log.error("streaming query failed: %s", exception)
+        return 1
+    log.info("streaming query stopped")
+    return 0
+
+
+def _stop_between_batches(query, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    query.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
