@@ -19,6 +19,7 @@ from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.s3 import s3_resource
 from berka_assets.resources.spark import spark_resource
 from berka_assets.sensors.kafka_offsets import kafka_trans_sensor
+from berka_assets.sensors.streaming_health import streaming_health_sensor, streaming_job_asset
 
 # Outside `dagster dev` (tests, the demo, `dagster definitions validate`) the local stack's
 # .env still has to reach EnvVar; values already in the environment win.
@@ -49,9 +50,9 @@ streaming_checks_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[kafka_topic, reference_tables, microbatch, trends_report],
+    assets=[kafka_topic, reference_tables, microbatch, trends_report, streaming_job_asset],
     asset_checks=[*REFERENCE_CHECKS, *STREAMING_CHECKS],
     jobs=[microbatch_job, streaming_checks_job],
-    sensors=[kafka_trans_sensor],
+    sensors=[kafka_trans_sensor, streaming_health_sensor],
     resources=build_resources(),
 )

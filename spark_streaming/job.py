@@ -32,7 +32,8 @@ from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets.spark_jobs.kafka_source import OffsetRange
 from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.spark_jobs.microbatch import read_reference, run_batch
-from spark_streaming.metrics import StreamMetrics, progress_listener
+from berka_assets.spark_jobs.stream_metrics import StreamMetrics
+from spark_streaming.metrics import progress_listener
 from spark_streaming.reference_cache import ReferenceCache
 
 WRITER = "spark-streaming"

@@ -7,9 +7,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from berka_assets.config import REPO_ROOT, Settings
+from berka_assets.sensors.streaming_health import build_streaming_health_sensor
 from berka_assets.spark_jobs.ledger import WriterConflict
 from berka_assets.stack import process
 from berka_assets.stack.spark import StreamingJob
@@ -75,6 +77,14 @@ def test_stream_equals_microbatch_and_independent_computation(
     assert as_plain(stream_run.stream.trends(spark)) == expected
     assert as_plain(stream_run.pipeline.trends(spark)) == expected
     assert stream_run.stream.counts(spark) == (sent, 0)
+    # Its health reaches Dagster as observations of the streaming job's asset.
+    sensor = build_streaming_health_sensor(stream_run.stream.hive_database)
+    with dg.build_sensor_context(resources=stream_run.stream.resources) as context:
+        result = sensor(context)
+    observed = [event.metadata for event in result.asset_events]
+    assert observed and sum(m["input_rows"].value for m in observed) >= sent
+    assert max(m["processed_rows_per_second"].value for m in observed) > 0
+    assert "offsets_behind_latest" in observed[-1]
     # The two paths own their databases: the Dagster path may not write the stream's.
     with pytest.raises(WriterConflict, match="spark-streaming"):
         stream_run.stream.ledger().claim("dagster-microbatch")
