@@ -42,6 +42,9 @@ setup(
             "berka-stack=berka_assets.stack.cli:main",
             "berka-demo=berka_assets.demo:main",
             "berka-generate=berka_assets.berka.generate_cli:main",
+            "berka-replay=berka_assets.producer.cli:main",
+            "berka-upload=berka_assets.resources.berka_source:main",
+            "berka-dev=berka_assets.ui.dev:main",
         ]
     },
 )

@@ -12,6 +12,7 @@ from berka_assets.assets.streaming import kafka_topic, microbatch, microbatch_jo
 from berka_assets.checks.reference import REFERENCE_CHECKS
 from berka_assets.checks.streaming import STREAMING_CHECKS
 from berka_assets.config import Settings, load_secrets_into_environment, load_settings
+from berka_assets.jobs import s3_replay_job
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.hive import HiveResource
 from berka_assets.resources.kafka import KafkaResource
@@ -52,7 +53,7 @@ streaming_checks_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[kafka_topic, reference_tables, microbatch, trends_report, streaming_job_asset],
     asset_checks=[*REFERENCE_CHECKS, *STREAMING_CHECKS],
-    jobs=[microbatch_job, streaming_checks_job],
+    jobs=[microbatch_job, streaming_checks_job, s3_replay_job],
     sensors=[kafka_trans_sensor, streaming_health_sensor],
     resources=build_resources(),
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import types
 from typing import Any, Literal, TextIO, Union, get_args, get_origin
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings, s3 = Settings(), S3Settings()
     where = parser.add_argument_group("source and broker (the job's resources)")
-    where.add_argument("--source", choices=("folder", "s3"), default="folder",
+    where.add_argument("--source", choices=("folder", "s3"), default=s3.source_kind,
                        help="read the trans file from a folder or an S3 bucket (default: "
                        "%(default)s)")
     where.add_argument("--folder", default=settings.data_dir,
@@ -189,7 +190,10 @@ def _run(options: ReplayConfig, args: argparse.Namespace, console: _Console,
     load_secrets_into_environment()
     stop = StopRequest()
     try:
-        kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers)
+        # As build_resources() in definitions.py: SASL password only from its variable.
+        sasl_password = os.environ.get(KafkaSettings().sasl_password_env) or None
+        kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers,
+                              sasl_password=sasl_password)
         s3 = S3Resource(endpoint_url=args.s3_endpoint_url, region_name=S3Settings().region)
         source = BerkaSourceResource(kind=args.source, folder=args.folder, bucket=args.bucket,
                                      prefix=args.prefix, s3=s3)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from berka_assets.config import MySQLSettings, Settings, secret
+from berka_assets.producer.position import TABLE as POSITION_TABLE
 from berka_assets.producer.position import MySQLPositionStore
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
@@ -23,12 +24,37 @@ class Topics:
     bootstrap_servers: str
 
 
+def delete_topics(bootstrap_servers: str, names: list[str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    if names:
+        admin = AdminClient({"bootstrap.servers": bootstrap_servers})  # alive until resolved
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result()
+
+
 @pytest.fixture
-def topics(stack: Settings) -> Topics:
-    """A unique topic (3 partitions, like `trans`) and its dead-letter topic."""
-    name = f"test-replay-{uuid.uuid4().hex[:10]}"
-    ensure_topics(stack.kafka.bootstrap_servers, {name: 3, f"{name}.dlq": 1})
-    return Topics(name, f"{name}.dlq", stack.kafka.bootstrap_servers)
+def new_topics(stack: Settings, mysql: MySQLResource) -> Iterator[Callable[[], Topics]]:
+    """Makes unique topic pairs (3 partitions like `trans`, and a dead-letter topic), deleted
+    after the test with their stored positions."""
+    made: list[str] = []
+
+    def make() -> Topics:
+        name = f"test-replay-{uuid.uuid4().hex[:10]}"
+        ensure_topics(stack.kafka.bootstrap_servers, {name: 3, f"{name}.dlq": 1})
+        made.extend([name, f"{name}.dlq"])
+        return Topics(name, f"{name}.dlq", stack.kafka.bootstrap_servers)
+
+    yield make
+    delete_topics(stack.kafka.bootstrap_servers, made)
+    if made:
+        with mysql.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM `{POSITION_TABLE}` WHERE topic IN %s", (made,))
+
+
+@pytest.fixture
+def topics(new_topics: Callable[[], Topics]) -> Topics:
+    return new_topics()
 
 
 @pytest.fixture

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from berka_assets.producer.position import MySQLPositionStore, Position
+from berka_assets.producer.position import TABLE, MySQLPositionStore, Position
+from berka_assets.resources.mysql import MySQLResource
 
 pytestmark = pytest.mark.integration
 
 
-def test_save_load_upsert_and_reconnect(positions: MySQLPositionStore) -> None:
-    uri = f"s3://bucket-{uuid.uuid4().hex[:8]}/raw/trans.asc"
+@pytest.fixture
+def uri(mysql: MySQLResource) -> Iterator[str]:
+    uri = f"s3://test-position-{uuid.uuid4().hex[:8]}/raw/trans.asc"
+    yield uri
+    with mysql.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM `{TABLE}` WHERE source_uri = %s", (uri,))
+
+
+def test_save_load_upsert_and_reconnect(positions: MySQLPositionStore, uri: str) -> None:
     assert positions.load(uri, "t") is None
     positions.save(Position(uri, "t", last_line=10, last_trans_id=42, sent=9))
     positions.save(Position(uri, "t", last_line=20, last_trans_id=43, sent=18, rejected=1))

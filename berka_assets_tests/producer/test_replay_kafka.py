@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -146,24 +147,26 @@ def test_rate_pacing_keeps_the_mean_rate(
 
 
 def test_s3_source_gives_the_same_messages_as_the_folder(
-    stack: Settings, kafka: KafkaResource, positions: MySQLPositionStore
+    new_topics: Callable[[], Topics], kafka: KafkaResource, positions: MySQLPositionStore
 ) -> None:
-    from berka_assets.stack.kafka import ensure_topics
-
     bucket = f"test-replay-{uuid.uuid4().hex[:10]}"
-    upload_folder(_s3().get_client(), SAMPLE_DIR, bucket, "raw/")
-    s3_source = BerkaSourceResource(kind="s3", bucket=bucket, prefix="raw/", s3=_s3())
-    pair = []
-    for source in (s3_source, _folder()):
-        name = f"test-replay-{uuid.uuid4().hex[:10]}"
-        ensure_topics(stack.kafka.bootstrap_servers, {name: 3, f"{name}.dlq": 1})
-        topics = Topics(name, f"{name}.dlq", stack.kafka.bootstrap_servers)
-        result = _replay(topics, kafka, positions, source=source, max_messages=3000)
-        messages = consume_all(topics.bootstrap_servers, topics.topic, 3000)
-        pair.append((result, sorted(
-            (m.partition, m.offset, m.key, json.loads(m.value) | {"sent_at_ms": 0})
-            for m in messages
-        )))
+    client = _s3().get_client()
+    upload_folder(client, SAMPLE_DIR, bucket, "raw/")
+    try:
+        s3_source = BerkaSourceResource(kind="s3", bucket=bucket, prefix="raw/", s3=_s3())
+        pair = []
+        for source in (s3_source, _folder()):
+            topics = new_topics()
+            result = _replay(topics, kafka, positions, source=source, max_messages=3000)
+            messages = consume_all(topics.bootstrap_servers, topics.topic, 3000)
+            pair.append((result, sorted(
+                (m.partition, m.offset, m.key, json.loads(m.value) | {"sent_at_ms": 0})
+                for m in messages
+            )))
+    finally:
+        for item in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=bucket)
     (s3_result, from_s3), (_, from_folder) = pair
     assert s3_result.source_uri == f"s3://{bucket}/raw/trans_prefix.asc"
     assert from_s3 == from_folder  # same partitions, offsets, keys and values

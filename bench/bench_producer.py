@@ -1,0 +1,238 @@
+"""Full-speed replay throughput, against Kafka's own Java producer benchmark on the same broker.
+
+    python bench/bench_producer.py                  # 1,060,000 synthetic transactions
+    python bench/bench_producer.py --rows 200000    # quicker
+    python bench/bench_producer.py --no-java        # the replay only
+
+1. Synthetic trans rows from berka_assets.berka.generator (scale chosen to give --rows).
+2. The replay (berka_assets.producer.replay.run_replay, pacing=full) reads, parses, encodes and
+   produces them to a fresh 3-partition topic and waits until every message is acknowledged
+   (acks=all, idempotent); msgs/s = rows / that wall time. Positions go to memory so MySQL is
+   not measured (the job saves once a second, which costs nothing at this scale).
+3. org.apache.kafka.tools.ProducerPerformance, with the broker's jars, at the replay's average
+   message size, twice: as the issue specifies (random letters, acks=all, idempotent, Kafka's
+   default batching) and with the replay's own producer settings and real message payloads
+   (--payload-file), i.e. the same bytes and compression.
+4. Where the replay's time goes: reading + parsing alone, encoding alone, producing pre-encoded
+   messages alone (each single-threaded Python, on the same rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from berka_assets.producer.options import ReplayConfig
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+FULL_TRANS_ROWS = 1_056_320  # rows of the real file, ~ the generator's scale 1
+
+
+def _machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({model}), "
+            f"Python {platform.python_version()}, load average {load}")
+
+
+def _java_perf(topic: str, rows: int, record_size: int, props: dict[str, object],
+               payload_file: Path | None) -> dict[str, float]:
+    from berka_assets.stack import prereqs
+
+    classpath = str(REPO / "var" / "jars" / "kafka-broker" / "*")
+    command = [prereqs.java_binary(), "-Xmx512m", "-cp", classpath,
+               "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+               "--num-records", str(rows), "--throughput", "-1"]
+    if payload_file is not None:
+        command += ["--payload-file", str(payload_file)]
+    else:
+        command += ["--record-size", str(record_size)]
+    command += ["--producer-props", *(f"{k}={v}" for k, v in props.items())]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    summary = [line for line in result.stdout.splitlines() if "records sent" in line]
+    if result.returncode != 0 or not summary:
+        raise RuntimeError(f"ProducerPerformance failed:\n{result.stdout[-2000:]}"
+                           f"{result.stderr[-2000:]}")
+    match = re.search(r"([\d.]+) records/sec \(([\d.]+) MB/sec\)", summary[-1])
+    assert match, summary[-1]
+    return {"msgs_per_s": float(match.group(1)), "mb_per_s": float(match.group(2)),
+            "line": summary[-1].strip()}
+
+
+def _breakdown(trans: Path, rows: int, options: ReplayConfig, bootstrap: str,
+               partitions: int, created: list[str]) -> dict[str, int]:
+    """Each stage of the replay alone, single-threaded, on the same data."""
+    from berka_assets.berka.reader import TableReader
+    from berka_assets.messages.trans_message import key
+    from berka_assets.producer.encoding import encode_record
+    from berka_assets.resources.kafka import KafkaResource
+    from berka_assets.stack.kafka import ensure_topics
+
+    print("\nwhere the replay's time goes (each stage alone, single-threaded):")
+    started = time.perf_counter()
+    records = []
+    for record in TableReader(trans, "trans"):
+        if len(records) < 200_000:
+            records.append(record)
+        elif len(records) + 1 >= rows:
+            break
+    read_rate = rows / (time.perf_counter() - started)
+    print(f"  read + parse (berka reader):  {read_rate:,.0f} rows/s")
+    started = time.perf_counter()
+    values = [(key(r["account_id"]), encode_record(r, 1)) for r in records]
+    encode_rate = len(records) / (time.perf_counter() - started)
+    print(f"  encode (fast encoder) + key:  {encode_rate:,.0f} msgs/s")
+    topic = f"bench-produce-{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, {topic: partitions})
+    created.append(topic)
+    producer = KafkaResource().producer(**options.producer_overrides())
+    delivered = [0]
+
+    def on_delivery(err: object, msg: object) -> None:
+        delivered[0] += err is None
+
+    started = time.perf_counter()
+    for index, (k, v) in enumerate(values):
+        while True:
+            try:
+                producer.produce(topic, v, k, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if not index % 1024:
+            producer.poll(0)
+    producer.flush(60)
+    produce_rate = delivered[0] / (time.perf_counter() - started)
+    print(f"  produce pre-encoded + acks:   {produce_rate:,.0f} msgs/s "
+          f"({len(values):,} messages)")
+    return {"read_rows_per_s": round(read_rate), "encode_msgs_per_s": round(encode_rate),
+            "produce_msgs_per_s": round(produce_rate)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_060_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-java", action="store_true")
+    parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--producer-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra replay producer properties")
+    args = parser.parse_args(argv)
+
+    from berka_assets.berka.generator import generate
+    from berka_assets.berka.reader import TableReader
+    from berka_assets.config import KafkaSettings
+    from berka_assets.producer.encoding import encode_record
+    from berka_assets.producer.options import ReplayConfig
+    from berka_assets.producer.position import MemoryPositionStore
+    from berka_assets.producer.replay import run_replay
+    from berka_assets.resources.berka_source import BerkaSourceResource
+    from berka_assets.resources.kafka import KafkaResource
+    from berka_assets.resources.s3 import s3_resource
+    from berka_assets.stack.kafka import ensure_topics
+
+    bootstrap = KafkaSettings().bootstrap_servers
+    print(f"machine: {_machine()}")
+    print(f"broker: {bootstrap} (same machine), {args.partitions} partitions per topic")
+    with tempfile.TemporaryDirectory(prefix="bench_producer_") as folder:
+        scale = args.rows / FULL_TRANS_ROWS * 1.02  # the generator's count varies a little
+        generated = generate(folder, scale=scale, seed=args.seed)
+        rows = min(args.rows, generated.rows["trans"])
+        trans = Path(folder) / "trans.asc"
+        mib = trans.stat().st_size / 2**20
+        print(f"data: {generated.rows['trans']:,} synthetic trans rows ({mib:.0f} MiB) "
+              f"generated in {generated.seconds:.1f} s; replaying {rows:,}")
+
+        # Message sizes, and a payload file of real messages for the Java tool.
+        sample = []
+        for record in TableReader(trans, "trans"):
+            sample.append(encode_record(record, int(time.time() * 1000)))
+            if len(sample) == 20_000:
+                break
+        value_size = sum(map(len, sample)) / len(sample)
+        payload_file = Path(folder) / "payloads.txt"
+        payload_file.write_bytes(b"\n".join(sample) + b"\n")
+
+        name = f"bench-replay-{uuid.uuid4().hex[:8]}"
+        ensure_topics(bootstrap, {name: args.partitions, f"{name}.dlq": 1})
+        created = [name, f"{name}.dlq"]
+        extra = dict(item.split("=", 1) for item in args.producer_config)
+        options = ReplayConfig(topic=name, dlq_topic=f"{name}.dlq", pacing="full",
+                               start="beginning", max_messages=rows, log_interval_s=3600,
+                               producer_config=extra)
+        source = BerkaSourceResource(kind="folder", folder=folder, s3=s3_resource())
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        result = run_replay(options, kafka=KafkaResource(), source=source,
+                            positions=MemoryPositionStore())
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        assert result.ok and result.delivered == rows, result.summary()
+        replay_rate = rows / seconds
+        replay_mb = replay_rate * value_size / 1e6
+        print(f"\nreplay (Python, {options.compression}, linger.ms={options.linger_ms}, "
+              f"batch.size={options.batch_size}{', ' + str(extra) if extra else ''}):")
+        print(f"  {rows:,} messages in {seconds:.2f} s = {replay_rate:,.0f} msgs/s, "
+              f"{replay_mb:.1f} MB/s of values (avg {value_size:.0f} B), process CPU "
+              f"{cpu:.1f} s ({cpu / seconds:.0%} of one core incl. librdkafka threads)")
+        report: dict[str, object] = {"rows": rows, "value_bytes": round(value_size, 1),
+                                     "replay_msgs_per_s": round(replay_rate),
+                                     "replay_mb_per_s": round(replay_mb, 2)}
+
+        if not args.no_java:
+            base = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": "true"}
+            tuned = base | {"compression.type": options.compression,
+                            "linger.ms": options.linger_ms, "batch.size": options.batch_size}
+            runs = (("as specified (random letters, default batching)", base, None),
+                    ("same settings and payloads as the replay", tuned, payload_file))
+            print("\nKafka ProducerPerformance (Java), same broker, "
+                  f"--record-size {round(value_size)}:")
+            for label, props, payloads in runs:
+                topic = f"bench-java-{uuid.uuid4().hex[:8]}"
+                ensure_topics(bootstrap, {topic: args.partitions})
+                created.append(topic)
+                java = _java_perf(topic, rows, round(value_size), props, payloads)
+                ratio = replay_rate / java["msgs_per_s"]
+                print(f"  {label}: {java['msgs_per_s']:,.0f} msgs/s, {java['mb_per_s']:.1f} "
+                      f"MB/s -> replay / java = {ratio:.2f}x")
+                report[f"java_{'tuned' if payloads else 'spec'}_msgs_per_s"] = round(
+                    java["msgs_per_s"])
+                report[f"ratio_vs_java_{'tuned' if payloads else 'spec'}"] = round(ratio, 3)
+
+        if not args.no_breakdown:
+            report |= _breakdown(trans, rows, options, bootstrap, args.partitions, created)
+        print("\n" + json.dumps(report))
+    _delete_topics(bootstrap, created)
+    return 0
+
+
+def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    """The benchmark's topics hold ~1 GB each run: remove them."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the futures resolve
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        future.result()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
