@@ -30,15 +30,18 @@ def fetch_trends(hive: HiveResource, database: str) -> dict[str, tuple[list[str]
 def markdown_table(columns: list[str], rows: list[tuple], limit: int | None = None) -> str:
     shown = rows if limit is None else rows[:limit]
 
-    def cell(value: object) -> str:
+    def cell(column: str, value: object) -> str:
         if isinstance(value, Decimal | float):
             return f"{value:,.2f}"
-        if isinstance(value, int):
+        if isinstance(value, int) and column not in ("year", "month"):
             return f"{value:,}"
         return str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown]
+    lines += [
+        "| " + " | ".join(cell(c, v) for c, v in zip(columns, row, strict=True)) + " |"
+        for row in shown
+    ]
     if limit is not None and len(rows) > limit:
         lines.append(f"\n… {len(rows) - limit} more rows")
     return "\n".join(lines)
