@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
+MAX_READ_TASKS = 16
+RECORDS_PER_TASK = 50_000
+
 
 @dataclass(frozen=True, order=True)
 class OffsetRange:
@@ -58,10 +61,14 @@ def read_offset_ranges(
     non_empty = [r for r in ranges if r.count > 0]
     if not non_empty:
         raise ValueError("every offset range is empty; nothing to read")
+    records = sum(r.count for r in non_empty)
+    # Big ranges are split into more tasks than Kafka partitions, so every core stays busy.
+    tasks = max(len(non_empty), min(MAX_READ_TASKS, records // RECORDS_PER_TASK))
     return (
         spark.read.format("kafka")
         .options(**connection_options)
         .options(**offset_options(non_empty))
+        .option("minPartitions", str(tasks))
         # A missing offset (deleted by retention) must fail the batch, never be skipped silently.
         .option("failOnDataLoss", "true")
         .load()

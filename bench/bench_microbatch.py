@@ -1,0 +1,114 @@
+"""Throughput of one micro-batch: read + validate + enrich + aggregate + write, on real servers.
+
+For each scale: generate a synthetic Berka set (scale 1 = ~1.06M transactions), load its
+reference tables into a throw-away MySQL database, replay every transaction into a fresh Kafka
+topic at full speed, then time ONE batch over all offsets through the Spark Connect server, and
+check the result against the ledger. Prints rows/s per stage and the time ratio between scales.
+
+    python bench/bench_microbatch.py --scales 1 10
+
+Needs the local stack (`berka-stack up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+from pyspark.sql import SparkSession
+
+from berka_assets.assets.reference import reference_tables
+from berka_assets.berka.generator import generate
+from berka_assets.config import load_secrets_into_environment, load_settings, secret
+from berka_assets.definitions import build_resources
+from berka_assets.producer.options import ReplayConfig
+from berka_assets.producer.position import MemoryPositionStore
+from berka_assets.producer.replay import run_replay
+from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_assets.spark_jobs.ledger import BatchLedger
+from berka_assets.spark_jobs.microbatch import read_reference, run_batch
+from berka_assets.stack.kafka import ensure_topics
+
+
+def bench_scale(scale: float, workdir: Path, spark: SparkSession) -> dict[str, float]:
+    settings = load_settings()
+    name = f"bench_{str(scale).replace('.', '_')}_{uuid.uuid4().hex[:6]}"
+    out = workdir / name
+    started = time.monotonic()
+    generated = generate(out, scale=scale, seed=11)
+    rows = generated.rows["trans"]
+    print(f"  generated {rows:,} transactions in {time.monotonic() - started:.1f} s")
+
+    mysql_db = f"berka_test_{name}"
+    admin = MySQLResource(password=secret(settings.mysql.password_env))
+    with admin.connect(autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{mysql_db}`")
+    mysql = MySQLResource(database=mysql_db, password=secret(settings.mysql.password_env))
+    resources = {**build_resources(settings), "mysql": mysql,
+                 "berka_source": BerkaSourceResource(folder=str(out),
+                                                     s3=build_resources(settings)["s3"])}
+    assert dg.materialize([reference_tables], resources=resources).success
+
+    kafka = KafkaResource()
+    ensure_topics(settings.kafka.bootstrap_servers, {name: 3})
+    started = time.monotonic()
+    result = run_replay(
+        ReplayConfig(topic=name, pacing="full", start="beginning"),
+        kafka=kafka, source=resources["berka_source"], positions=MemoryPositionStore(),
+    )
+    produce_seconds = time.monotonic() - started
+    assert result.ok and result.delivered == rows, result.summary()
+    print(f"  replayed into Kafka in {produce_seconds:.1f} s ({rows / produce_seconds:,.0f} msg/s)")
+
+    ranges = [OffsetRange(name, p.partition, p.low, p.high)
+              for p in kafka.partition_offsets(name)]
+    tables = HiveTables(name)
+    ledger = BatchLedger(mysql.connect, name)
+    started = time.monotonic()
+    reference = read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties())
+    batch = run_batch(spark, kafka_options=kafka.spark_options(), requested=ranges,
+                      reference=reference, tables=tables, ledger=ledger)
+    seconds = time.monotonic() - started
+    assert batch.enriched_rows == rows and batch.quarantined_rows == 0, batch
+    print(f"  one batch of {rows:,} records in {seconds:.1f} s = {rows / seconds:,.0f} rows/s; "
+          f"stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in batch.seconds.items()))
+
+    spark.sql(f"DROP DATABASE `{name}` CASCADE")
+    ledger.reset()
+    kafka.admin().delete_topics([name])
+    with admin.connect(autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE `{mysql_db}`")
+    return {"rows": rows, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    args = parser.parse_args()
+    load_secrets_into_environment()
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; Spark Connect local[2], 4 shuffle partitions")
+    spark = SparkSession.builder.remote(load_settings().spark.remote).getOrCreate()
+    results = {}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as workdir:
+        for scale in args.scales:
+            print(f"scale {scale:g}:")
+            results[scale] = bench_scale(scale, Path(workdir), spark)
+    if len(results) > 1:
+        (small, a), (large, b) = sorted(results.items())[0], sorted(results.items())[-1]
+        print(f"scale {large:g} vs {small:g}: {b['rows'] / a['rows']:.2f}x rows, "
+              f"{b['seconds'] / a['seconds']:.2f}x time")
+
+
+if __name__ == "__main__":
+    main()
