@@ -5,7 +5,7 @@ import time
 
 import dagster as dg
 
-from berka_assets.berka.reader import read_table
+from berka_assets.berka.reader import TableReader, read_table
 from berka_assets.berka.schema import get_table, load_order
 from berka_assets.reference import mysql_loader
 from berka_assets.resources.berka_source import BerkaSourceResource
@@ -42,22 +42,33 @@ def reference_tables(
         if table in REFERENCE_TABLES and reference_key(table) in context.selected_asset_keys
     ]
     staged: dict[str, tuple[str, int]] = {}
+    lines: dict[str, dict] = {}
     with mysql.connect() as connection:
-        mysql_loader.ensure_tables(connection)
+        mysql_loader.ensure_tables(connection, REFERENCE_TABLES)
         for table in selected:
             started = time.monotonic()
             with berka_source.open(table) as (stream, uri):
+                reader = TableReader(stream, table, name=uri.rsplit("/", 1)[-1])
+                key = get_table(table).primary_key
+                lines[table] = {}
+
+                def remember_lines(reader=reader, key=key, seen=lines[table]):
+                    # Primary key -> file line, so an orphan can be reported by its line.
+                    for record in reader:
+                        seen[record[key]] = reader.line_number
+                        yield record
+
                 rows = mysql_loader.stage_rows(
                     connection,
                     table,
-                    read_table(stream, table, normalize_blanks=False),
+                    remember_lines(),
                     progress=lambda n, t=table: context.log.debug(f"{t}: {n:,} rows staged"),
                 )
             staged[table] = (uri, rows)
             context.log.info(
                 f"{table}: staged {rows:,} rows from {uri} in {time.monotonic() - started:.2f} s"
             )
-        loads = mysql_loader.swap_in(connection, staged)
+        loads = mysql_loader.swap_in(connection, staged, lines)
         previews = {load.table: _preview(connection, load.table) for load in loads}
     for load in loads:
         yield dg.MaterializeResult(

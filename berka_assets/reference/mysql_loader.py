@@ -99,11 +99,51 @@ def orphan_counts(connection, table: str, source: str | None = None) -> dict[str
     return counts
 
 
-def swap_in(connection, staged: Mapping[str, tuple[str, int]]) -> list[TableLoad]:
+def staged_orphans(
+    connection, staged: Mapping[str, tuple[str, int]], limit: int = 5
+) -> list[tuple[str, str, Any, Any]]:
+    """Staged rows whose foreign key names no parent, in the staged parent or the live one.
+
+    Returns (table, "column -> parent.column", primary key, foreign key value) tuples.
+    """
+    found = []
+    with connection.cursor() as cursor:
+        for name in staged:
+            definition = get_table(name)
+            for fk in definition.foreign_keys:
+                parent = _staging(fk.ref_table) if fk.ref_table in staged else f"`{fk.ref_table}`"
+                cursor.execute(
+                    f"SELECT c.`{definition.primary_key}`, c.`{fk.column}` FROM {_staging(name)} c "
+                    f"LEFT JOIN {parent} p ON c.`{fk.column}` = p.`{fk.ref_column}` "
+                    f"WHERE p.`{fk.ref_column}` IS NULL LIMIT {limit}"
+                )
+                found += [(name, f"{fk.column} -> {fk.ref_table}.{fk.ref_column}", key, value)
+                          for key, value in cursor.fetchall()]
+    return found
+
+
+def swap_in(
+    connection,
+    staged: Mapping[str, tuple[str, int]],
+    lines: Mapping[str, Mapping[Any, int]] | None = None,
+) -> list[TableLoad]:
     """Make the live tables equal to their staging copies in ONE transaction.
 
-    `staged` maps table -> (source URI, staged rows). Commits on success, rolls back on error.
+    `staged` maps table -> (source URI, staged rows); `lines` optionally maps table -> primary
+    key -> line in the source file, for error messages. Commits on success, rolls back on error.
     """
+    orphans = staged_orphans(connection, staged)
+    if orphans:
+        described = "; ".join(
+            f"{staged[table][0]} line {(lines or {}).get(table, {}).get(key, '?')}: "
+            f"{table} {key} has {fk.split(' -> ')[0]} = {value}, not found in "
+            f"{fk.split(' -> ')[1]}"
+            for table, fk, key, value in orphans
+        )
+        raise ReferenceLoadError(
+            f"orphan foreign key(s), nothing was loaded and the previous tables are unchanged: "
+            f"{described}"
+        )
     order = [name for name in load_order() if name in staged]
     started = time.monotonic()
     changed: dict[str, tuple[int, int]] = {}

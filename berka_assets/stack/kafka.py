@@ -1,4 +1,10 @@
-"""Apache Kafka 4 in KRaft mode: one combined broker+controller run from Maven Central's jars."""
+"""Apache Kafka 4 in KRaft mode: one combined broker+controller run from Maven Central's jars.
+
+By default a single node with a dynamic quorum of itself (`berka-stack up`). The keyword
+arguments of `Kafka` make it one node of a multi-node cluster instead (see
+berka_assets/stack/cluster.py): its own name (pid and log file) and folder, a static quorum of
+voters shared by every node, one cluster id, and extra broker properties.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import base64
 import shutil
 import subprocess
 import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from berka_assets.config import KafkaSettings, var_dir
 from berka_assets.stack import prereqs, process
@@ -21,8 +29,8 @@ LOG4J2_PROPERTIES = """\
 status = warn
 appender.file.type = RollingFile
 appender.file.name = file
-appender.file.fileName = {log_dir}/kafka-server.log
-appender.file.filePattern = {log_dir}/kafka-server.log.%i
+appender.file.fileName = {server_log}
+appender.file.filePattern = {server_log}.%i
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
 appender.file.policies.type = Policies
@@ -46,17 +54,35 @@ class Kafka(Service):
     start_timeout = 90.0
 
     def __init__(self, settings: KafkaSettings | None = None, *, node_id: int = 1,
-                 port: int | None = None, controller_port: int | None = None) -> None:
+                 port: int | None = None, controller_port: int | None = None,
+                 name: str | None = None, home: Path | None = None,
+                 quorum_voters: str | None = None, cluster_id: str | None = None,
+                 extra_properties: Mapping[str, object] | None = None,
+                 jvm_options: Sequence[str] | None = None) -> None:
+        """One combined broker+controller; the defaults are the local stack's single node.
+
+        For a node of a multi-node cluster: `name` (pid/log file, default "kafka"), `home`
+        (config and data, default var/kafka), `quorum_voters` ("1@host:port,2@host:port,...":
+        a static quorum, formatted without --standalone), `cluster_id` (the same for every
+        node), `extra_properties` (override the broker properties, e.g. replication factors of
+        the internal topics) and `jvm_options` (heap size).
+        """
         self.settings = settings or KafkaSettings()
         host, default_port = self.settings.bootstrap_servers.split(",")[0].rsplit(":", 1)
         self.host = host
         self.port = port or int(default_port)
         self.controller_port = controller_port or self.port + 1
         self.node_id = node_id
-        self.home = var_dir() / "kafka"
+        if name is not None:
+            self.name = name
+        self.home = home or var_dir() / "kafka"
         self.data_dir = self.home / "data"
         self.config = self.home / "server.properties"
         self.log4j = self.home / "log4j2.properties"
+        self.quorum_voters = quorum_voters
+        self.cluster_id = cluster_id
+        self.extra_properties = dict(extra_properties or {})
+        self.jvm_options = list(jvm_options) if jvm_options is not None else JVM_OPTIONS
 
     @property
     def address(self) -> str:
@@ -67,10 +93,14 @@ class Kafka(Service):
 
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        quorum = (
+            {"controller.quorum.voters": self.quorum_voters} if self.quorum_voters
+            else {"controller.quorum.bootstrap.servers": f"{self.host}:{self.controller_port}"}
+        )
         properties = {
             "process.roles": "broker,controller",
             "node.id": self.node_id,
-            "controller.quorum.bootstrap.servers": f"{self.host}:{self.controller_port}",
+            **quorum,
             "listeners": f"PLAINTEXT://{self.host}:{self.port},"
                          f"CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},"
@@ -97,12 +127,17 @@ class Kafka(Service):
             # Oversized poison records must reach the consumer to be quarantined, not bounce.
             "message.max.bytes": 4 * 2**20,
             "log.segment.bytes": 256 * 2**20,
+            **self.extra_properties,
         }
         self.config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
-        self.log4j.write_text(LOG4J2_PROPERTIES.format(log_dir=process.log_dir()))
+        self.log4j.write_text(LOG4J2_PROPERTIES.format(server_log=self.server_log_path()))
+
+    def server_log_path(self) -> Path:
+        """The broker's own log (var/logs/kafka-server.log for the default node)."""
+        return process.log_dir() / f"{self.name}-server.log"
 
     def _java(self, main: str, *args: str) -> list[str]:
-        return [prereqs.java_binary(), *JVM_OPTIONS,
+        return [prereqs.java_binary(), *self.jvm_options,
                 f"-Dlog4j2.configurationFile={self.log4j}",
                 "-cp", self.classpath(), main, *args]
 
@@ -110,14 +145,15 @@ class Kafka(Service):
         if (self.data_dir / "meta.properties").exists():
             return
         cluster_id_file = self.home / "cluster.id"
+        if self.cluster_id:
+            cluster_id_file.write_text(self.cluster_id)
         if not cluster_id_file.exists():
-            # KRaft wants a base64 UUID; this is what `StorageTool random-uuid` prints.
-            cluster_id_file.write_text(
-                base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            )
+            cluster_id_file.write_text(new_cluster_id())
+        # A dynamic quorum of this one node needs --standalone; a static quorum must not have it.
+        standalone = [] if self.quorum_voters else ["--standalone"]
         result = subprocess.run(
             [prereqs.java_binary(), "-Xmx256m", f"-Dlog4j2.configurationFile={self.log4j}",
-             "-cp", self.classpath(), STORAGE_TOOL, "format", "--standalone",
+             "-cp", self.classpath(), STORAGE_TOOL, "format", *standalone,
              "-t", cluster_id_file.read_text().strip(), "-c", str(self.config),
              "--ignore-formatted"],
             capture_output=True, text=True, check=False,
@@ -157,6 +193,11 @@ class Kafka(Service):
             raise process.StackError("Stop Kafka before wiping its data.")
         if self.home.exists():
             shutil.rmtree(self.home)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a base64 UUID, what `StorageTool random-uuid` prints."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def ensure_topics(bootstrap_servers: str, partitions_by_topic: dict[str, int],

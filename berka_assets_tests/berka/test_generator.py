@@ -203,3 +203,19 @@ def test_mix_report_counts_unquoted_empty_as_empty() -> None:
     assert report["k_symbol"] == {"UROK": 0.25, "": 0.5, " ": 0.25}
     assert sum(FULL_TRANS_MIX["k_symbol"].values()) == pytest.approx(1.0)
     assert mix_differences(report)["type"]["VYBER"] == pytest.approx(-100 * 16_666 / 1_056_320)
+
+
+def test_generator_as_a_dagster_asset(tmp_path) -> None:
+    import dagster as dg
+
+    from berka_assets.assets.synthetic import synthetic_berka
+    from berka_assets.berka.reader import open_table
+
+    result = dg.materialize([synthetic_berka], run_config={"ops": {"files__synthetic_berka": {
+        "config": {"scale": 0.005, "seed": 3, "out_dir": str(tmp_path)}}}})
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    trans = sum(1 for _ in open_table(tmp_path, "trans"))
+    assert metadata["dagster/row_count"].value == trans > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{t}.asc" for t in ("account", "card", "client", "disp", "district", "loan", "order",
+                             "trans"))
