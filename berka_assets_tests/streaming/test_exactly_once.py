@@ -271,3 +271,42 @@ def test_kafka_restart_between_batches_and_mariadb_stop_during_a_run(stack: Sett
         )
     finally:
         pipeline.drop(spark)
+
+
+def test_streaming_checks_pass_and_catch_a_tampered_table(
+    stack: Settings, sample: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from berka_assets.assets.streaming import microbatch
+    from berka_assets.checks.streaming import STREAMING_CHECKS
+
+    monkeypatch.setenv("BERKA_HIVE_DATABASE", sample.hive_database)
+    monkeypatch.setenv("BERKA_KAFKA_TOPIC", sample.topic)
+
+    def run_checks() -> dict[str, bool]:
+        result = dg.materialize([microbatch, *STREAMING_CHECKS], resources=sample.resources,
+                                selection=dg.AssetSelection.checks(*STREAMING_CHECKS),
+                                instance=sample.instance)
+        return {f"{e.asset_key.path[-1]}.{e.check_name}": e.passed
+                for e in result.get_asset_check_evaluations()}
+
+    healthy = run_checks()
+    assert len(healthy) == 6 and all(healthy.values()), healthy
+
+    # A row copied into the table behind the pipeline's back (an uncommitted partition).
+    spark = spark_session(stack)
+    spark.sql(
+        f"INSERT INTO `{sample.hive_database}`.enriched_transactions PARTITION "
+        f"(batch_id='tampered') SELECT {', '.join(T.ENRICHED_COLUMNS)} FROM "
+        f"`{sample.hive_database}`.enriched_transactions LIMIT 1"
+    )
+    tampered = run_checks()
+    assert not tampered["enriched_transactions.no_duplicate_trans_id"]
+    assert not tampered["enriched_transactions.offsets_add_up"]
+    assert not tampered["monthly_trend.totals_match_enriched"]
+    assert tampered["monthly_trend.trends_fresh"]
+
+    # The next batch drops what no batch committed, and rebuilds the trends: healthy again.
+    assert sample.execute(sample.executed[0]).success
+    assert all(run_checks().values())
