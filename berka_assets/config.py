@@ -157,6 +157,9 @@ class SensorSettings:
     max_records_per_batch: int = field(
         default_factory=lambda: int(env("BERKA_SENSOR_MAX_RECORDS", "200000"))
     )
+    # "partition": one run per partition range (run key <topic>-<partition>-<start>-<end>);
+    # "tick": one run per tick over every partition's range: fewer runs, lower latency.
+    run_per: str = field(default_factory=lambda: env("BERKA_SENSOR_RUN_PER", "partition"))
     freshness_minutes: float = field(
         default_factory=lambda: float(env("BERKA_FRESHNESS_MINUTES", "10"))
     )

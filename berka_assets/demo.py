@@ -141,8 +141,7 @@ class Demo:
             metadata = event.materialization.metadata
             if "records" in metadata:
                 self.say(
-                    f"  batch {metadata['kafka_partition'].value}:"
-                    f"{metadata['processed_offsets'].value:<16} "
+                    f"  batch {metadata['processed_offsets'].value:<22} "
                     f"{metadata['enriched_rows'].value:>6,} enriched "
                     f"{metadata['records'].value - metadata['enriched_rows'].value:>4,} "
                     f"quarantined, lag {metadata['consumer_lag'].value:,}"

@@ -41,14 +41,25 @@ kafka_topic = dg.AssetSpec(
 )
 
 
-class MicrobatchConfig(dg.Config):
-    """One offset range of one partition: [start_offset, end_offset)."""
+class PartitionRange(dg.Config):
+    """Offsets [start_offset, end_offset) of one partition."""
 
-    topic: str = KafkaSettings().topic
     partition: int
     start_offset: int
     end_offset: int
+
+
+class MicrobatchConfig(dg.Config):
+    """The offset ranges of one micro-batch: one partition's (the default), or every
+    partition's when the sensor runs one batch per tick (BERKA_SENSOR_RUN_PER=tick)."""
+
+    topic: str = KafkaSettings().topic
+    ranges: list[PartitionRange]
     hive_database: str = SparkSettings().hive_database
+
+    def offset_ranges(self) -> list[OffsetRange]:
+        return [OffsetRange(self.topic, r.partition, r.start_offset, r.end_offset)
+                for r in self.ranges]
 
 
 _ENRICHMENT_DEPS = [reference_key(table) for table in REFERENCE_TABLES]
@@ -94,8 +105,7 @@ def microbatch(
     mysql: MySQLResource,
 ):
     """Enrich one Kafka offset range exactly once and refresh the trend tables."""
-    requested = [OffsetRange(config.topic, config.partition, config.start_offset,
-                             config.end_offset)]
+    requested = config.offset_ranges()
     started = time.monotonic()
     ledger = BatchLedger(mysql.connect, config.hive_database)
     ledger.ensure_table()  # a clear "cannot reach MySQL" before any Spark JDBC stack trace
@@ -112,17 +122,18 @@ def microbatch(
     )
     elapsed = time.monotonic() - started
     end_offsets = {p.partition: p.high for p in kafka.partition_offsets(config.topic)}
-    lag = end_offsets.get(config.partition, 0) - config.end_offset
-    processed = ", ".join(f"[{r.start}, {r.end})" for r in result.processed) or "none (committed)"
+    lag = sum(end_offsets.get(r.partition, 0) - r.end for r in requested)
+    requested_text = _describe(requested)
+    processed = _describe(result.processed) or "none (committed)"
     context.log.info(
-        f"{config.topic}[{config.partition}] requested [{config.start_offset}, "
-        f"{config.end_offset}), processed {processed}: {result.enriched_rows:,} enriched, "
-        f"{result.quarantined_rows:,} quarantined in {elapsed:.1f} s; lag {lag:,}"
+        f"{config.topic} requested {requested_text}, processed {processed}: "
+        f"{result.enriched_rows:,} enriched, {result.quarantined_rows:,} quarantined in "
+        f"{elapsed:.1f} s; lag {lag:,}"
     )
     batch_metadata = {
         "batch_id": result.batch_id or "(nothing new)",
-        "kafka_partition": config.partition,
-        "requested_offsets": f"[{config.start_offset}, {config.end_offset})",
+        "kafka_partitions": ", ".join(str(r.partition) for r in requested),
+        "requested_offsets": requested_text,
         "processed_offsets": processed,
         "records": result.records,
         "consumer_lag": lag,
@@ -148,16 +159,21 @@ def microbatch(
         )
 
 
-def microbatch_run_config(offset_range: OffsetRange, hive_database: str) -> dict:
+def _describe(ranges: list[OffsetRange]) -> str:
+    return ", ".join(f"p{r.partition} [{r.start}, {r.end})" for r in ranges)
+
+
+def microbatch_run_config(ranges: list[OffsetRange], hive_database: str) -> dict:
     """Run config naming only offsets: payloads never travel in run config (64 KB cap)."""
     return {
         "ops": {
             "microbatch": {
                 "config": {
-                    "topic": offset_range.topic,
-                    "partition": offset_range.partition,
-                    "start_offset": offset_range.start,
-                    "end_offset": offset_range.end,
+                    "topic": ranges[0].topic,
+                    "ranges": [
+                        {"partition": r.partition, "start_offset": r.start, "end_offset": r.end}
+                        for r in ranges
+                    ],
                     "hive_database": hive_database,
                 }
             }

@@ -53,6 +53,7 @@ class Pipeline:
     mysql_database: str = "berka"
     partitions: int = 3
     max_records: int = 20_000
+    run_per: str = "partition"
     topic: str = field(default_factory=lambda: f"t_{uuid.uuid4().hex[:10]}")
     hive_database: str = field(default_factory=lambda: f"t_{uuid.uuid4().hex[:10]}")
     cursor: str | None = None
@@ -69,7 +70,8 @@ class Pipeline:
             "berka_source": BerkaSourceResource(folder=str(self.data_dir), s3=resources["s3"]),
         }
         self.sensor = build_kafka_sensor(self.topic, self.hive_database,
-                                         max_records_per_batch=self.max_records)
+                                         max_records_per_batch=self.max_records,
+                                         run_per=self.run_per)
         self.job = dg.Definitions(
             assets=[microbatch], jobs=[microbatch_job], resources=self.resources
         ).resolve_job_def("microbatch_job")

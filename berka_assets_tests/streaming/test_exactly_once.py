@@ -97,11 +97,13 @@ def test_synthetic_set_trends_equal_independent_computation(
     from berka_assets.berka.generator import generate
 
     generate(scale=0.01, seed=7, out=tmp_path)
+    # One run per tick over all partitions, the low-latency mode of the sensor.
     pipeline = Pipeline(stack, tmp_path, mysql_database="berka_test_synthetic",
-                        max_records=5_000)
+                        max_records=5_000, run_per="tick")
     pipeline.load_reference()
     sent = pipeline.produce_file(tmp_path / "trans.asc")
-    pipeline.drain()
+    runs = pipeline.drain()
+    assert all("_" in r.run_key for r in runs[:-1]), "a run covers several partitions"
     spark = spark_session(stack)
     try:
         assert as_plain(pipeline.trends(spark)) == independent.trends(tmp_path)

@@ -1,0 +1,145 @@
+"""End-to-end latency: producer send -> visible in the Hive trend tables, at a steady rate.
+
+Two paths, each on its own Kafka topic and Hive database:
+
+- `sensor`: the Dagster daemon runs the Kafka sensor continuously and launches micro-batch runs
+  (each a new process talking to the Spark Connect server), as in production;
+- `streaming`: spark_streaming/job.py under spark-submit.
+
+For every record, latency = the moment its batch became visible in the trend tables (the batch
+ledger's visible_at, set right after the trend rebuild) - the producer's send timestamp
+(sent_at_ms in the message). Prints p50 / p95 / max per path.
+
+    python bench/bench_latency.py --path sensor --rate 20 --seconds 120
+    python bench/bench_latency.py --path streaming --rate 1000 --seconds 60
+
+Needs the local stack (`berka-stack up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from berka_assets.config import REPO_ROOT, load_secrets_into_environment, load_settings, secret
+from berka_assets.producer.options import ReplayConfig
+from berka_assets.producer.position import MemoryPositionStore
+from berka_assets.producer.replay import run_replay
+from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.s3 import s3_resource
+from berka_assets.spark_jobs.ledger import BatchLedger
+from berka_assets.stack.kafka import ensure_topics
+from berka_assets.stack.spark import StreamingJob
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def latencies(spark: SparkSession, ledger: BatchLedger, database: str) -> list[float]:
+    visible = {batch: at.replace(tzinfo=dt.UTC).timestamp() for batch, at in
+               ledger.visibility().items()}
+    rows = spark.sql(f"SELECT batch_id, sent_at_ms FROM `{database}`.enriched_transactions"
+                     ).collect()
+    return [visible[row.batch_id] - row.sent_at_ms / 1000 for row in rows
+            if row.batch_id in visible]
+
+
+def wait_until_visible(ledger: BatchLedger, topic: str, sent: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ledger.totals(topic).consumed >= sent and ledger.invisible_batches() == 0:
+            return
+        time.sleep(1)
+    raise SystemExit(f"not all {sent} records became visible within {timeout:.0f} s")
+
+
+def start_sensor_path(topic: str, database: str, home: Path, interval: int,
+                      run_per: str) -> subprocess.Popen:
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    environment = {
+        **os.environ, "DAGSTER_HOME": str(home), "BERKA_KAFKA_TOPIC": topic,
+        "BERKA_HIVE_DATABASE": database, "BERKA_SENSOR_INTERVAL_S": str(interval),
+        "BERKA_SENSOR_RUN_PER": run_per,
+    }
+    sensor = f"kafka_{topic}_sensor"
+    subprocess.run([sys.executable, "-m", "dagster", "sensor", "start", sensor,
+                    "-w", "workspace.yaml"], env=environment, cwd=REPO_ROOT, check=True,
+                   capture_output=True)
+    log = (home / "daemon.log").open("w")
+    return subprocess.Popen([sys.executable, "-m", "dagster", "daemon", "run",
+                             "-w", "workspace.yaml"], env=environment, cwd=REPO_ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", choices=["sensor", "streaming"], required=True)
+    parser.add_argument("--rate", type=float, default=20.0, help="messages per second")
+    parser.add_argument("--seconds", type=float, default=120.0, help="how long to produce")
+    parser.add_argument("--interval", type=int, default=5, help="sensor interval (s)")
+    parser.add_argument("--run-per", choices=["partition", "tick"], default="tick")
+    parser.add_argument("--trigger-seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    load_secrets_into_environment()
+    settings = load_settings()
+    name = f"lat_{args.path}_{uuid.uuid4().hex[:6]}"
+    ensure_topics(settings.kafka.bootstrap_servers, {name: settings.kafka.partitions})
+    mysql = MySQLResource(password=secret(settings.mysql.password_env))
+    ledger = BatchLedger(mysql.connect, name)
+    spark = SparkSession.builder.remote(settings.spark.remote).getOrCreate()
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+          f"path {args.path}, {args.rate:g} msg/s for {args.seconds:g} s")
+
+    with tempfile.TemporaryDirectory() as temp:
+        if args.path == "sensor":
+            worker = start_sensor_path(name, name, Path(temp), args.interval, args.run_per)
+            job = None
+        else:
+            worker = None
+            job = StreamingJob(settings, "--topic", name, "--hive-database", name,
+                               "--checkpoint", str(Path(temp) / "checkpoint"),
+                               "--trigger-seconds", str(args.trigger_seconds))
+            job.start()
+        try:
+            source = BerkaSourceResource(folder=settings.data_dir, s3=s3_resource(settings.s3))
+            result = run_replay(
+                ReplayConfig(topic=name, pacing="rate", rate=args.rate, jitter="none",
+                             max_seconds=args.seconds, start="beginning"),
+                kafka=KafkaResource(), source=source, positions=MemoryPositionStore(),
+            )
+            print(f"  sent {result.delivered:,} at {result.rate:,.0f} msg/s")
+            wait_until_visible(ledger, name, result.delivered, timeout=300)
+            values = latencies(spark, ledger, name)
+        finally:
+            if worker is not None:
+                os.killpg(worker.pid, signal.SIGTERM)  # the daemon and the runs it launched
+                worker.wait(60)
+            if job is not None:
+                job.stop()
+    print(f"  records measured: {len(values):,}")
+    print(f"  latency p50 {percentile(values, 0.50):.2f} s, p95 {percentile(values, 0.95):.2f} s, "
+          f"max {max(values):.2f} s, mean {statistics.mean(values):.2f} s")
+    spark.sql(f"DROP DATABASE IF EXISTS `{name}` CASCADE")
+    ledger.reset()
+    KafkaResource().admin().delete_topics([name])
+
+
+if __name__ == "__main__":
+    main()
