@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -31,9 +30,10 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def dagster_home() -> str:
     """var/dagster-home with the repo's dagster.yaml: the instance `make dev` also uses."""
-    home = var_dir() / "dagster-home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    from berka_assets.ui.dev import default_dagster_home, prepare_dagster_home
+
+    home = default_dagster_home()
+    prepare_dagster_home(home)
     return str(home)
 
 

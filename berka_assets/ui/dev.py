@@ -141,6 +141,17 @@ def _proc_stats() -> list[tuple[int, list[str]]]:
     return stats
 
 
+def _default_signals() -> None:
+    """In the child before exec: Ctrl-C and SIGTERM do their default again.
+
+    A program started in the background of a non-interactive shell inherits SIGINT ignored, and
+    passes that on; dagster dev stops its webserver and daemon with SIGINT, so they would ignore
+    it and only a SIGKILL would end them.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class ProcessGroup:
     """A command in a session (process group) of its own, stopped with everything it started.
 
@@ -180,6 +191,7 @@ class ProcessGroup:
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
+            preexec_fn=_default_signals,
         )
         return self._popen.pid
 
@@ -339,6 +351,10 @@ class DagsterDev:
             return False
 
         self._wait(loaded, time.monotonic() + timeout, f"code location {self.location}")
+
+    def dismiss_welcome_dialog(self) -> None:
+        """Mark the UI's one-time "Join the Dagster community" dialog as seen (screenshots)."""
+        self.graphql("mutation { setNuxSeen }")
 
     def sensor_selector(self, name: str) -> dict[str, str]:
         return {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
@@ -515,12 +531,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     load_secrets_into_environment()
-    for name, value in instance_environment().items():
-        os.environ.setdefault(name, value)
     dev = DagsterDev(port=args.port, host=args.host, dagster_home=args.dagster_home,
                      instance_config=args.instance_config)
+    # SIGINT too: started in the background of a script, we would inherit it ignored.
     previous = {sig: signal.signal(sig, _raise_interrupt)
-                for sig in (signal.SIGTERM, signal.SIGHUP)}
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         print(f"[berka-dev] DAGSTER_HOME={dev.dagster_home}", flush=True)
         print(f"[berka-dev] starting dagster dev on {dev.url} ...", flush=True)
@@ -544,8 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         # A second Ctrl-C or SIGTERM must not cut the stop short.
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
         try:
             dev.stop()
