@@ -18,6 +18,7 @@ from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets.spark_jobs.kafka_source import OffsetRange
 from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.spark_jobs.microbatch import REFERENCE_TABLES, read_reference, run_batch
+from berka_assets.stack.process import port_open
 
 TREND_TABLES = ("monthly_trend", "yearly_trend", "trans_by_age_gender")
 MICROBATCH_TAG = "berka/microbatch"
@@ -110,6 +111,7 @@ def microbatch(
     ledger = BatchLedger(mysql.connect, config.hive_database)
     ledger.ensure_table()  # a clear "cannot reach MySQL" before any Spark JDBC stack trace
     ledger.claim(WRITER)
+    _require_spark_endpoint()
     spark = pyspark.spark_session
     reference = read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties())
     result = run_batch(
@@ -156,6 +158,19 @@ def microbatch(
     for table in TREND_TABLES:
         yield dg.MaterializeResult(
             asset_key=hive_key(table), metadata={"rebuilt_after_batch": batch_metadata["batch_id"]}
+        )
+
+
+def _require_spark_endpoint() -> None:
+    """Fail fast and clearly: the Connect client would otherwise retry for minutes."""
+    remote = SparkSettings().remote
+    if not remote:
+        return
+    host, _, port = remote.removeprefix("sc://").split("/")[0].partition(":")
+    if not port_open(host, int(port or 15002), timeout=3):
+        raise dg.Failure(
+            description=f"The Spark Connect server at {remote} is not reachable. Start it "
+            "(`berka-stack up spark-connect`) or set BERKA_SPARK_REMOTE; nothing was processed."
         )
 
 
