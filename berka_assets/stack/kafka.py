@@ -154,7 +154,8 @@ class Kafka(Service):
         result = subprocess.run(
             [prereqs.java_binary(), "-Xmx256m", f"-Dlog4j2.configurationFile={self.log4j}",
              "-cp", self.classpath(), STORAGE_TOOL, "format", *standalone,
-             "-t", cluster_id_file.read_text().strip(), "-c", str(self.config),
+             # `=` form: a cluster id may start with "-", which would read as an option.
+             f"--cluster-id={cluster_id_file.read_text().strip()}", "-c", str(self.config),
              "--ignore-formatted"],
             capture_output=True, text=True, check=False,
         )
