@@ -113,10 +113,20 @@ def _start_together(services: list[Service], timeout: float) -> dict[str, float]
             seconds[service.name] = time.monotonic() - started
         return seconds
     except BaseException:
-        for service in reversed(launched or services):
-            with contextlib.suppress(Exception):
-                process.stop_daemon(service.name, timeout=10)
+        with contextlib.suppress(Exception):
+            _stop_together(launched or services)
         raise
+
+
+def _stop_together(services: list[Service]) -> None:
+    """Stop the services in parallel; raise the first error after trying every one."""
+    if not services:
+        return
+    with ThreadPoolExecutor(max_workers=len(services)) as pool:
+        futures = [pool.submit(service.stop) for service in services]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
 
 
 # -- Spark standalone ------------------------------------------------------------------------
@@ -286,8 +296,8 @@ class SparkStandaloneCluster:
                 for worker, ids in self.executors_by_worker(app_id).items()}
 
     def stop(self) -> None:
-        for service in [*reversed(self.workers), self.master]:
-            service.stop()
+        _stop_together(self.workers)
+        self.master.stop()
 
 
 def application_ui(app_id: str, host: str = HOST, ports=APPLICATION_UI_PORTS) -> str:
@@ -327,8 +337,6 @@ def spark_standalone_cluster(
     SPARK_CONF_DIR is the current var dir's spark-conf; it is written from `settings` only if
     missing (drivers write their own at launch), so a shared one is never changed here.
     """
-    if not (spark_conf_dir() / "spark-defaults.conf").exists():
-        write_spark_conf(settings)
     master = SparkMaster(host=host, port=port, webui_port=webui_port)
     members = [
         SparkWorker(i, master, host=host, port=worker_port + i - 1,
@@ -344,6 +352,8 @@ def spark_standalone_cluster(
                 f"{process.pid_file(service.name)}); stop it first."
             )
         service.check_port_free()
+    if not (spark_conf_dir() / "spark-defaults.conf").exists():
+        write_spark_conf(settings)
     for member in members:
         shutil.rmtree(member.work_dir, ignore_errors=True)  # executor logs of earlier runs
     try:
@@ -358,6 +368,13 @@ def spark_standalone_cluster(
 # -- Kafka KRaft cluster ---------------------------------------------------------------------
 class KafkaNode(Kafka):
     """One combined broker+controller of a static quorum; topics are the cluster's business."""
+
+    # Whatever the order, the last nodes of a stopping cluster lose their quorum, and a broker
+    # then waits for the controller to approve its controlled shutdown for good: SIGKILL it.
+    stop_timeout = 10.0
+
+    def stop(self) -> bool:
+        return process.stop_daemon(self.name, timeout=self.stop_timeout)
 
     def after_start(self) -> None:
         """Nothing: a topic with replicas on other nodes cannot be made by one starting node."""
@@ -477,8 +494,8 @@ class KafkaCluster:
         return self.node(node_id).start()
 
     def stop(self) -> None:
-        for node in reversed(self.nodes):
-            node.stop()
+        """SIGTERM every node at once (the last node standing is killed after 10 s)."""
+        _stop_together(self.nodes)
 
 
 def _kafka_node_properties(nodes: int) -> dict[str, object]:
@@ -516,26 +533,17 @@ def kafka_cluster(
     """
     home = var_dir() / "kafka-cluster"
     voters = ",".join(f"{i}@{host}:{controller_port + i - 1}" for i in range(1, nodes + 1))
-    if fresh and home.exists():
-        shutil.rmtree(home)
-    home.mkdir(parents=True, exist_ok=True)
-    id_file = home / "cluster.id"
-    if not id_file.exists():
-        id_file.write_text(new_cluster_id())
-    cluster_id = id_file.read_text().strip()
     settings = KafkaSettings(bootstrap_servers=f"{host}:{port}",
                              partitions=partitions or KafkaSettings().partitions)
     members = [
         KafkaNode(
             settings, node_id=i, port=port + i - 1, controller_port=controller_port + i - 1,
             name=f"kafka-{i}", home=home / f"node-{i}", quorum_voters=voters,
-            cluster_id=cluster_id,
             extra_properties={**_kafka_node_properties(nodes), **(extra_properties or {})},
             jvm_options=jvm_options or KAFKA_NODE_JVM_OPTIONS,
         )
         for i in range(1, nodes + 1)
     ]
-    cluster = KafkaCluster(members, cluster_id)
     for node in members:
         if node.pid() is not None:
             raise process.StackError(
@@ -543,6 +551,16 @@ def kafka_cluster(
                 f"{process.pid_file(node.name)}); stop it first."
             )
         node.check_port_free()
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    id_file = home / "cluster.id"
+    if not id_file.exists():
+        id_file.write_text(new_cluster_id())
+    cluster_id = id_file.read_text().strip()
+    for node in members:
+        node.cluster_id = cluster_id
+    cluster = KafkaCluster(members, cluster_id)
     prereqs.check_java()
     prereqs.ensure_jars("kafka-broker")
     try:

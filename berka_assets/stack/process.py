@@ -233,6 +233,30 @@ def _reap(pid: int) -> None:
         pass
 
 
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process and its descendants."""
     total = 0

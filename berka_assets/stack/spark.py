@@ -14,6 +14,7 @@ schema alone, because two processes creating it at once deadlock.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from berka_assets.config import MySQLSettings, Settings, SparkSettings, secret, var_dir
@@ -271,6 +272,21 @@ class StreamingJob(Service):
             env={**spark_env(), "PYTHONPATH": str(REPO_ROOT)},
             cwd=REPO_ROOT,
         )
+
+    def stop(self) -> bool:
+        """Graceful: SIGTERM the Python driver first, so it stops the query between batches;
+        a SIGTERM to the JVM would stop Spark under the running batch."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        for child in process.children(pid):
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        process.wait_for_exit(pid, timeout=90)
+        process.stop_daemon(self.name)  # whatever is left of the group, and the pid file
+        return True
 
     def is_healthy(self) -> bool:
         """Alive, and its query started (since this launch, when we launched it)."""

@@ -1,0 +1,168 @@
+"""The Dagster micro-batch path on real clusters: Spark standalone (master + 2 workers) behind a
+second Spark Connect server, and a 3-broker Kafka KRaft cluster (replication 3, min ISR 2).
+
+Same code as on the local stack; only the environment differs. Each test ends with the trend
+tables equal to the independent plain-Python computation, to the cent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from berka_assets.producer.options import ReplayConfig
+from berka_assets.producer.position import MemoryPositionStore
+from berka_assets.producer.replay import Progress, run_replay
+from berka_assets.stack.cluster import KafkaCluster, SparkStandaloneCluster
+from berka_assets_tests import independent
+from berka_assets_tests.cluster.support import (
+    NOTES,
+    SAMPLE,
+    SAMPLE_TRANS,
+    TIMINGS,
+    ConnectOnCluster,
+    connect_on_cluster,
+    first_trans_ids,
+    unique_topic,
+)
+from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def connect(spark_cluster: SparkStandaloneCluster, cluster_env: dict[str, str],
+            reference_loaded: None) -> Iterator[ConnectOnCluster]:
+    """A second Spark Connect server, its application on the standalone cluster."""
+    with connect_on_cluster(spark_cluster,
+                            timing="connect server on cluster up, 2 executors") as connect:
+        yield connect
+
+
+def test_microbatches_run_on_both_workers_with_exact_trends(
+    spark_cluster: SparkStandaloneCluster, kafka3: KafkaCluster, connect: ConnectOnCluster
+) -> None:
+    count = 20_000
+    topic = unique_topic()
+    kafka3.create_topic(topic, partitions=3)
+    pipeline = Pipeline(connect.settings, SAMPLE, topic=topic, max_records=count)
+    assert pipeline.kafka.bootstrap_servers == kafka3.bootstrap_servers
+    started = time.monotonic()
+    assert pipeline.produce_file(SAMPLE_TRANS, limit=count) == count
+    executed = pipeline.drain()
+    TIMINGS["A: 20,000 rows, sensor + micro-batch runs"] = time.monotonic() - started
+    spark = spark_session(connect.settings)
+    try:
+        assert len(executed) == 3  # one range per partition
+        assert as_plain(pipeline.trends(spark)) == independent.trends(
+            SAMPLE, SAMPLE_TRANS, first_trans_ids(SAMPLE_TRANS, count)
+        )
+        assert pipeline.counts(spark) == (count, 0)
+        totals = pipeline.ledger().totals(topic)
+        assert (totals.consumed, totals.enriched, totals.quarantined) == (count, count, 0)
+
+        # The work ran in the executors of both workers, not in the driver.
+        placement = spark_cluster.executors_by_worker(connect.app_id)
+        assert sorted(len(ids) for ids in placement.values()) == [1, 1], placement
+        tasks = spark_cluster.completed_tasks_by_worker(connect.app_id)
+        NOTES.append(f"A: completed tasks per worker (connect app): {tasks}")
+        assert len(tasks) == 2 and all(n > 0 for n in tasks.values()), tasks
+    finally:
+        pipeline.drop(spark)
+
+
+def test_replay_survives_kill_9_of_a_broker_and_nothing_is_lost(
+    kafka3: KafkaCluster, connect: ConnectOnCluster
+) -> None:
+    count, rate = 20_000, 2_000.0
+    topic = unique_topic()
+    dlq = f"{topic}.dlq"
+    kafka3.create_topic(topic, partitions=3)
+    kafka3.create_topic(dlq, partitions=1)
+    assert {s.isr for s in kafka3.partitions(topic).values()} == {(1, 2, 3)}
+    pipeline = Pipeline(connect.settings, SAMPLE, topic=topic, max_records=count)
+    kafka = pipeline.kafka
+    assert kafka.bootstrap_servers == kafka3.bootstrap_servers
+    victim = kafka3.partitions(topic)[0].leader  # leads partition 0, follows the others
+
+    progress: list[tuple[float, Progress]] = []
+    outcome: dict[str, object] = {}
+    config = ReplayConfig(topic=topic, dlq_topic=dlq, pacing="rate", rate=rate,
+                          max_messages=count, start="beginning", seed=11, log_interval_s=2.0)
+
+    def replay() -> None:
+        try:
+            outcome["result"] = run_replay(
+                config, kafka=kafka, source=pipeline.resources["berka_source"],
+                positions=MemoryPositionStore(),
+                on_progress=lambda p: progress.append((time.monotonic(), p)),
+            )
+        except BaseException as error:  # noqa: BLE001 - reported by the test thread
+            outcome["error"] = error
+
+    killed = restarted = False
+    spark = spark_session(connect.settings)
+    try:
+        thread = threading.Thread(target=replay, name="replay", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not (progress and progress[-1][1].delivered >= count // 4):
+            assert thread.is_alive() and time.monotonic() < deadline, outcome
+            time.sleep(0.05)
+        delivered_at_kill = progress[-1][1].delivered
+        killed_at = time.monotonic()
+        kafka3.kill(victim)
+        killed = True
+        failover = kafka3.wait_for_partitions(
+            topic, lambda s: s.leader not in (-1, victim) and victim not in s.isr,
+            timeout=60, what=f"new leaders and an ISR without broker {victim}",
+        )
+        thread.join(240)
+        assert not thread.is_alive(), "the replay did not finish"
+        assert "error" not in outcome, outcome.get("error")
+        result = outcome["result"]
+        TIMINGS["C: leaders moved, ISR shrunk after kill -9"] = failover
+        TIMINGS["C: longest pause in deliveries"] = _longest_pause(progress, killed_at)
+        TIMINGS["C: replay (20,000 msgs at 2,000/s)"] = result.elapsed_s
+        NOTES.append(f"C: killed broker {victim} (leader of partition 0) after "
+                     f"{delivered_at_kill:,} of {count:,} messages; replay: {result.summary()}")
+        assert delivered_at_kill < count, "the kill must happen during the replay"
+        assert result.ok and result.failed == 0 and result.rejected == 0, result.summary()
+        assert result.delivered == count
+        assert sum(p.high - p.low for p in kafka.partition_offsets(topic)) == count
+
+        started = time.monotonic()
+        pipeline.drain()  # with one broker of three still down
+        TIMINGS["C: sensor + micro-batch runs, 2 of 3 brokers"] = time.monotonic() - started
+        assert as_plain(pipeline.trends(spark)) == independent.trends(
+            SAMPLE, SAMPLE_TRANS, first_trans_ids(SAMPLE_TRANS, count)
+        )
+        assert pipeline.counts(spark) == (count, 0)
+        totals = pipeline.ledger().totals(topic)
+        assert (totals.consumed, totals.enriched, totals.quarantined) == (count, count, 0)
+
+        TIMINGS["C: killed broker restarted"] = kafka3.restart(victim)
+        restarted = True
+        TIMINGS["C: ISR back to 3 replicas"] = kafka3.wait_for_partitions(
+            topic, lambda s: s.isr == (1, 2, 3), timeout=90, what="ISR of all 3 brokers"
+        )
+        assert kafka3.brokers() == {1, 2, 3}
+    finally:
+        if killed and not restarted:
+            kafka3.restart(victim)  # leave a whole cluster to the next tests
+        pipeline.drop(spark)
+
+
+def _longest_pause(progress: list[tuple[float, Progress]], after: float) -> float:
+    """Longest time after `after` during which the delivered count did not grow (0.5 s steps:
+    the replay reports progress twice a second)."""
+    before = [report.delivered for at, report in progress if at < after]
+    last, grown_at, longest = (before[-1] if before else 0), after, 0.0
+    for at, report in progress:
+        if at >= after and report.delivered > last:
+            longest = max(longest, at - grown_at)
+            last, grown_at = report.delivered, at
+    return longest
