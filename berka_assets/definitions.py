@@ -33,6 +33,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     s3 = s3_resource(settings.s3)
     return {
         "kafka": KafkaResource(
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            security_protocol=settings.kafka.security_protocol,
             sasl_password=dg.EnvVar(settings.kafka.sasl_password_env)
             if os.environ.get(settings.kafka.sasl_password_env) else None
         ),
