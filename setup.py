@@ -36,7 +36,8 @@ setup(
         "jsonschema==4.26.0",
         "matplotlib==3.11.2",
     ],
-    extras_require={"dev": ["pytest==9.2.0", "ruff==0.17.6", "selenium==4.51.0"]},
+    extras_require={"dev": ["pytest==9.2.0", "ruff==0.17.6", "selenium==4.51.0",
+                            "pytest-timeout==2.4.0"]},
     entry_points={
         "console_scripts": [
             "berka-stack=berka_assets.stack.cli:main",

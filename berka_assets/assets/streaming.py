@@ -111,7 +111,7 @@ def microbatch(
     ledger = BatchLedger(mysql.connect, config.hive_database)
     ledger.ensure_table()  # a clear "cannot reach MySQL" before any Spark JDBC stack trace
     ledger.claim(WRITER)
-    _require_spark_endpoint()
+    require_spark_endpoint()
     spark = pyspark.spark_session
     reference = read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties())
     result = run_batch(
@@ -161,7 +161,7 @@ def microbatch(
         )
 
 
-def _require_spark_endpoint() -> None:
+def require_spark_endpoint() -> None:
     """Fail fast and clearly: the Connect client would otherwise retry for minutes."""
     remote = SparkSettings().remote
     if not remote:

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from berka_assets.assets.streaming import TREND_TABLES, hive_key
+from berka_assets.assets.streaming import TREND_TABLES, hive_key, require_spark_endpoint
 from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
@@ -20,6 +20,7 @@ TOTAL_COLUMNS = {
 
 
 def _tables() -> HiveTables:
+    require_spark_endpoint()  # the checks use Spark: fail clearly, not after minutes of retries
     return HiveTables(SparkSettings().hive_database)
 
 

@@ -19,6 +19,7 @@ import pytest
 from berka_assets import transformations as T
 from berka_assets.berka.reader import read_table
 from berka_assets.config import REPO_ROOT, Settings, var_dir
+from berka_assets.stack import process
 from berka_assets.stack.kafka import Kafka
 from berka_assets.stack.mariadb import MariaDB
 from berka_assets.stack.spark import SparkConnectServer
@@ -173,6 +174,17 @@ def test_poison_messages_are_quarantined_and_good_ones_counted_once(
         pipeline.drop(spark)
 
 
+def _start_with_retries(server: SparkConnectServer, attempts: int = 3) -> None:
+    for attempt in range(attempts):
+        try:
+            server.start()
+            return
+        except process.StackError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(5)
+
+
 def _write_in_progress(hive_database: str) -> bool:
     database_dir = var_dir() / "warehouse" / f"{hive_database}.db"
     return any(
@@ -212,10 +224,13 @@ def test_kill_9_spark_mid_write_then_retry_is_exact(stack: Settings) -> None:
     victim = first.run_requests[1]
     thread, outcome = _run_in_background(pipeline, victim)
     assert _wait_for_write(pipeline, thread), "the run never reached its write"
-    SparkConnectServer(stack).kill()  # kill -9 of the Spark process, mid-write
+    server = SparkConnectServer(stack)
+    killed_pid = server.pid()
+    server.kill()  # kill -9 of the Spark process, mid-write
+    assert killed_pid is not None and not process.pid_alive(killed_pid)
     # Restarted as a supervisor would; the client's retries then reach a server that does not
     # know its session, and the run fails instead of retrying for minutes.
-    SparkConnectServer(stack).start()
+    _start_with_retries(server)
     thread.join(300)
     assert outcome and not outcome[0].success
     reset_spark_client()
