@@ -233,18 +233,21 @@ def _reap(pid: int) -> None:
         pass
 
 
-def children(pid: int) -> list[int]:
-    """Direct child processes of `pid`."""
-    found = []
+def _children_by_parent() -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-            if ppid == pid:
-                found.append(int(entry.name))
+            found.setdefault(ppid, []).append(int(entry.name))
     return found
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid`."""
+    return _children_by_parent().get(pid, [])
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:
@@ -260,14 +263,7 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process and its descendants."""
     total = 0
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
+    by_parent = _children_by_parent()
     stack = [pid]
     while stack:
         current = stack.pop()
@@ -277,5 +273,5 @@ def rss_bytes(pid: int) -> int:
                     total += int(line.split()[1]) * 1024
         except OSError:
             pass
-        stack.extend(children.get(current, []))
+        stack.extend(by_parent.get(current, []))
     return total
