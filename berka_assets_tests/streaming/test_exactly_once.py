@@ -265,16 +265,18 @@ def test_kafka_restart_between_batches_and_mariadb_stop_during_a_run(stack: Sett
     mariadb = MariaDB(stack.mysql)
     victim = first.run_requests[1]
     thread, outcome = _run_in_background(pipeline, victim)
-    assert _wait_for_write(pipeline, thread)
-    mariadb.stop()
-    thread.join(180)
+    try:
+        assert _wait_for_write(pipeline, thread)
+        mariadb.stop()
+        thread.join(180)
+    finally:
+        mariadb.start()  # whatever happened: later tests need the server
     result = outcome[0]
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.event_specific_data.error.to_string()  # with its cause chain
     assert "micro-batch step" in message or "Cannot reach MySQL" in message, message
     assert f":{stack.mysql.port}" in message.replace("port=", ":") or "MySQL" in message, message
-    mariadb.start()
 
     assert pipeline.execute(victim).success  # the retry
     for run_request in first.run_requests[2:]:
