@@ -40,15 +40,25 @@ REASON_DUPLICATE_COMMITTED = "duplicate trans_id already committed"
 
 KAFKA_COLUMNS = ("kafka_partition", "kafka_offset", "raw_value")
 
-ENRICHED_COLUMNS = (
-    "trans_id", "account_id", "trans_date", "year", "month", "type", "operation", "amount",
-    "balance", "k_symbol", "bank", "account", "district_id", "district_name", "region",
-    "client_id", "gender", "birth_date", "age", "age_band", "kafka_partition", "kafka_offset",
-    "sent_at_ms",
-)  # fmt: skip
+# Output columns and their Hive types, defined once: the selects below and the table DDL in
+# spark_jobs/hive_tables.py both derive from these.
+ENRICHED_TYPES = {
+    "trans_id": "BIGINT", "account_id": "BIGINT", "trans_date": "DATE", "year": "INT",
+    "month": "INT", "type": "STRING", "operation": "STRING", "amount": MONEY.upper(),
+    "balance": MONEY.upper(), "k_symbol": "STRING", "bank": "STRING", "account": "STRING",
+    "district_id": "INT", "district_name": "STRING", "region": "STRING", "client_id": "BIGINT",
+    "gender": "STRING", "birth_date": "DATE", "age": "INT", "age_band": "STRING",
+    "kafka_partition": "INT", "kafka_offset": "BIGINT", "sent_at_ms": "BIGINT",
+}  # fmt: skip
+QUARANTINE_TYPES = {
+    "kafka_partition": "INT", "kafka_offset": "BIGINT", "trans_id": "BIGINT", "reason": "STRING",
+    "raw_value": "STRING",
+}  # fmt: skip
+STAGED_TYPES = {**ENRICHED_TYPES, "reason": "STRING", "raw_value": "STRING"}
 
-QUARANTINE_COLUMNS = ("kafka_partition", "kafka_offset", "trans_id", "reason", "raw_value")
-STAGED_COLUMNS = (*ENRICHED_COLUMNS, "reason", "raw_value")
+ENRICHED_COLUMNS = tuple(ENRICHED_TYPES)
+QUARANTINE_COLUMNS = tuple(QUARANTINE_TYPES)
+STAGED_COLUMNS = tuple(STAGED_TYPES)
 
 
 @dataclass(frozen=True)

@@ -11,38 +11,29 @@ from pyspark.sql import DataFrame, SparkSession
 
 from berka_assets import transformations as T
 
-ENRICHED_DDL = """
-CREATE TABLE IF NOT EXISTS {table} (
-  trans_id BIGINT, account_id BIGINT, trans_date DATE, year INT, month INT, type STRING,
-  operation STRING, amount DECIMAL(15,2), balance DECIMAL(15,2), k_symbol STRING, bank STRING,
-  account STRING, district_id INT, district_name STRING, region STRING, client_id BIGINT,
-  gender STRING, birth_date DATE, age INT, age_band STRING, kafka_partition INT,
-  kafka_offset BIGINT, sent_at_ms BIGINT, batch_id STRING
-) USING parquet PARTITIONED BY (batch_id)
-COMMENT 'Valid Berka transactions enriched from MySQL; one partition per committed batch'
-"""
 
-QUARANTINE_DDL = """
-CREATE TABLE IF NOT EXISTS {table} (
-  kafka_partition INT, kafka_offset BIGINT, trans_id BIGINT, reason STRING, raw_value STRING,
-  batch_id STRING
-) USING parquet PARTITIONED BY (batch_id)
-COMMENT 'Records that could not be enriched, with the raw payload and the reason'
-"""
+def _batch_table_ddl(columns: dict[str, str], comment: str) -> str:
+    """A table with one partition per batch; `{table}` is filled in later."""
+    body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    return (
+        f"CREATE TABLE IF NOT EXISTS {{table}} ({body}, batch_id STRING) "
+        f"USING parquet PARTITIONED BY (batch_id) COMMENT '{comment}'"
+    )
 
+
+ENRICHED_DDL = _batch_table_ddl(
+    T.ENRICHED_TYPES,
+    "Valid Berka transactions enriched from MySQL; one partition per committed batch",
+)
+QUARANTINE_DDL = _batch_table_ddl(
+    T.QUARANTINE_TYPES, "Records that could not be enriched, with the raw payload and the reason"
+)
 # Every classified record of a batch, written once; the enriched and quarantine partitions are
 # then copied from here. Spark cannot overwrite a table it reads in the same statement, and the
 # de-duplication reads the enriched table.
-STAGING_DDL = """
-CREATE TABLE IF NOT EXISTS {table} (
-  trans_id BIGINT, account_id BIGINT, trans_date DATE, year INT, month INT, type STRING,
-  operation STRING, amount DECIMAL(15,2), balance DECIMAL(15,2), k_symbol STRING, bank STRING,
-  account STRING, district_id INT, district_name STRING, region STRING, client_id BIGINT,
-  gender STRING, birth_date DATE, age INT, age_band STRING, kafka_partition INT,
-  kafka_offset BIGINT, sent_at_ms BIGINT, reason STRING, raw_value STRING, batch_id STRING
-) USING parquet PARTITIONED BY (batch_id)
-COMMENT 'Work table of the micro-batches: a batch is staged here, then copied'
-"""
+STAGING_DDL = _batch_table_ddl(
+    T.STAGED_TYPES, "Work table of the micro-batches: a batch is staged here, then copied"
+)
 
 TREND_DDL = {
     "monthly_trend": "year INT, month INT, transaction_count BIGINT, "
