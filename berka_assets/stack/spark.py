@@ -103,6 +103,11 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
         "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.mariadb.jdbc.Driver",
         "spark.hadoop.javax.jdo.option.ConnectionUserName": mysql.metastore_user,
         "spark.hadoop.javax.jdo.option.ConnectionPassword": secret(mysql.metastore_password_env),
+        # No pool: the metastore's transaction handler shares this setting, and its DBCP pool
+        # lends connections a MariaDB restart closed (the next DROP fails with "socket was
+        # closed by server"); HikariCP instead blocks each call 30 s x 10 retries while MariaDB
+        # is down. A fresh local connection per metastore call costs about a millisecond.
+        "spark.hadoop.datanucleus.connectionPoolingType": "None",
         "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
         "spark.hadoop.hive.metastore.schema.verification": "false",
         # Create every metastore table at start: lazy creation deadlocks on the first CREATE TABLE.

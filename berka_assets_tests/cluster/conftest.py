@@ -3,9 +3,9 @@
 They run beside the local stack, on their own ports and in their own var dir (var/cluster-test,
 or BERKA_CLUSTER_TEST_DIR), and are stopped after the last test of this folder, also when one
 fails. Of the local stack only MariaDB is used (Hive metastore, batch ledger, reference tables);
-nothing of it is started or stopped here. The pipeline reaches the clusters through its ordinary
-environment variables only (BERKA_SPARK_MASTER, BERKA_SPARK_REMOTE,
-BERKA_KAFKA_BOOTSTRAP_SERVERS).
+the session's `stack` fixture starts it when it is down (this folder runs first in a clean
+clone). The pipeline reaches the clusters through its ordinary environment variables only
+(BERKA_SPARK_MASTER, BERKA_SPARK_REMOTE, BERKA_KAFKA_BOOTSTRAP_SERVERS).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from berka_assets_tests.cluster.support import NOTES, SAMPLE, TIMINGS
 
 
 @pytest.fixture(scope="package")
-def mariadb() -> Settings:
-    """The local stack's settings, once its MariaDB answers (checked, never started here)."""
+def mariadb(stack: Settings) -> Settings:
+    """The local stack's settings, once its MariaDB answers."""
     load_secrets_into_environment()
     settings = load_settings()
     try:

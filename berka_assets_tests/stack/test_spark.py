@@ -103,3 +103,22 @@ def _os_environ() -> dict[str, str]:
     # pyspark marks this process as a Connect client through env vars; the child is classic.
     return {k: v for k, v in os.environ.items()
             if not k.startswith(("SPARK_CONNECT", "SPARK_REMOTE"))}
+
+
+def test_metastore_survives_a_mariadb_restart(stack: Settings, spark: SparkSession) -> None:
+    # The metastore pools keep connections a restart closed; its next DDL must still work
+    # (it failed with "socket was closed by server" before the driver reconnected them).
+    from berka_assets.stack.mariadb import MariaDB
+
+    database = f"berka_test_restart_{uuid.uuid4().hex[:8]}"
+    spark.sql(f"CREATE DATABASE {database}")
+    spark.sql(f"CREATE TABLE {database}.t (x INT) USING parquet")
+    mariadb = MariaDB(stack.mysql)
+    try:
+        mariadb.stop()
+    finally:
+        mariadb.start()
+    spark.sql(f"INSERT INTO {database}.t VALUES (1)")
+    assert spark.sql(f"SELECT count(*) AS n FROM {database}.t").collect()[0].n == 1
+    spark.sql(f"DROP DATABASE {database} CASCADE")
+    assert database not in {row.namespace for row in spark.sql("SHOW DATABASES").collect()}
