@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import heapq
+import itertools
 import math
 import os
 import random
 import time
+from array import array
 from calendar import monthrange
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -264,28 +267,86 @@ class _Account:
 @dataclass
 class _StaticTables:
     accounts: list[_Account]
-    # Rows as value tuples in file column order: at scale 10 the small tables hold ~250k rows,
-    # and tuples take half the memory of dicts.
+    # Rows as value tuples in file column order (tuples take half the memory of dicts).
     tables: dict[str, list[tuple[Any, ...]]]
 
 
-def _build_static(rng: random.Random, scale: float) -> _StaticTables:
-    districts = district_records()
-    district_ids = [d["district_id"] for d in districts]
-    inhabitants = [d["inhabitants"] for d in districts]
+@dataclass
+class _NextIds:
+    """Where each sparse id sequence continues in the next shard (ids follow account ids)."""
 
-    # account: opening dates with the real yearly counts, sorted like account.asc.
-    n_accounts = max(1, _scaled(REAL_ACCOUNTS, scale))
-    opened: list[dt.date] = []
+    client: int = 1
+    disp: int = 1
+    loan: int = 4959
+    order: int = 29401
+    card: int = 1
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """A slice of the accounts in opening order, generated on its own.
+
+    Its account ids come from [id_low, id_high), above every id of the shards before it, so the
+    files ordered by id (client, disp, order) and by opening date (account) are written shard
+    after shard; loans, cards and trans are merged by date (see _merge_runs)."""
+
+    opened: list[dt.date]
+    scale: float  # the share of the real counts this shard gets
+    id_low: int
+    id_high: int
+    slot_base: int  # the by-id position of its first account among all accounts
+
+
+def _opening_dates(rng: random.Random, n_accounts: int) -> array[int]:
+    """Every account's opening date as an ordinal (4 bytes each), in the real yearly counts,
+    sorted like account.asc."""
+    opened = array("i")
     per_year = _allocate(n_accounts, list(ACCOUNTS_OPENED_PER_YEAR.values()))
     for year, count in zip(ACCOUNTS_OPENED_PER_YEAR, per_year, strict=True):
         days_in_year = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
-        first = dt.date(year, 1, 1)
-        opened.extend(first + dt.timedelta(days=rng.randrange(days_in_year)) for _ in range(count))
-    opened.sort()
-    opened[0] = dt.date(FIRST_YEAR, 1, 1)  # the real file starts with accounts opened 930101
-    account_ids = rng.sample(range(1, int(n_accounts * 2.53) + 2), n_accounts)
-    slots = {aid: slot for slot, aid in enumerate(sorted(account_ids))}
+        first = dt.date(year, 1, 1).toordinal()
+        # Sorted by counting per day: no list of all dates, whatever the scale.
+        per_day = array("i", bytes(4 * days_in_year))
+        for _ in range(count):
+            per_day[rng.randrange(days_in_year)] += 1
+        for day, accounts_that_day in enumerate(per_day):
+            opened.extend(itertools.repeat(first + day, accounts_that_day))
+    opened[0] = dt.date(FIRST_YEAR, 1, 1).toordinal()  # the real file starts on 930101
+    return opened
+
+
+def _shard_count(n_accounts: int, shard_accounts: int) -> int:
+    return max(1, math.ceil(n_accounts / shard_accounts))
+
+
+def _shards(opened: Sequence[int], scale: float, shard_accounts: int) -> Iterator[_Shard]:
+    """The shards one after the other (each holds its accounts' dates only while in use)."""
+    n_accounts = len(opened)
+    n_shards = _shard_count(n_accounts, shard_accounts)
+    bounds = [n_accounts * i // n_shards for i in range(n_shards + 1)]
+    id_low = 1
+    for low, high in itertools.pairwise(bounds):
+        size = high - low
+        id_high = id_low + int(size * 2.53) + 1  # real account ids are this sparse
+        yield _Shard(
+            opened=[dt.date.fromordinal(day) for day in opened[low:high]],
+            scale=scale * size / n_accounts,
+            id_low=id_low,
+            id_high=id_high,
+            slot_base=low,
+        )
+        id_low = id_high
+
+
+def _build_static(rng: random.Random, shard: _Shard, next_ids: _NextIds) -> _StaticTables:
+    districts = district_records()
+    district_ids = [d["district_id"] for d in districts]
+    inhabitants = [d["inhabitants"] for d in districts]
+    scale = shard.scale
+    opened = shard.opened
+    n_accounts = len(opened)
+    account_ids = rng.sample(range(shard.id_low, shard.id_high), n_accounts)
+    slots = {aid: shard.slot_base + rank for rank, aid in enumerate(sorted(account_ids))}
     frequencies = _quota_labels(rng, n_accounts, FREQUENCY_COUNTS)
     account_districts = rng.choices(district_ids, weights=inhabitants, k=n_accounts)
     accounts = [
@@ -310,8 +371,8 @@ def _build_static(rng: random.Random, scale: float) -> _StaticTables:
     n_clients = n_accounts + len(with_disponent)
     genders = _quota_labels(rng, n_clients, {"F": WOMEN, "M": CLIENTS - WOMEN})
     decades = _quota_labels(rng, n_clients, {str(k): v for k, v in BIRTH_DECADE_COUNTS.items()})
-    client_ids = _increasing_ids(rng, n_clients, 1, 4)
-    disp_ids = _increasing_ids(rng, n_clients, 1, 4)
+    client_ids = _increasing_ids(rng, n_clients, next_ids.client, 4)
+    disp_ids = _increasing_ids(rng, n_clients, next_ids.disp, 4)
     clients: list[tuple[Any, ...]] = []  # client_id, birth_number, district_id
     disps: list[tuple[Any, ...]] = []  # disp_id, client_id, account_id, type
     owner_disp: dict[int, int] = {}  # account_id -> its OWNER disp_id
@@ -328,16 +389,18 @@ def _build_static(rng: random.Random, scale: float) -> _StaticTables:
             if role == "OWNER":
                 owner_disp[account.account_id] = disp_ids[k]
 
-    loans = _build_loans(rng, scale, accounts)
-    orders = _build_orders(rng, scale, accounts, loans)
-    cards = _build_cards(rng, scale, accounts, owner_disp)
+    loans = _build_loans(rng, scale, accounts, next_ids)
+    orders = _build_orders(rng, scale, accounts, loans, next_ids)
+    cards = _build_cards(rng, scale, accounts, owner_disp, next_ids)
     _assign_incomes(rng, accounts)
+    if clients:
+        next_ids.client = clients[-1][0] + 1
+        next_ids.disp = disps[-1][0] + 1
 
     account_rows = [(a.account_id, a.district_id, a.frequency, a.opened) for a in accounts]
     return _StaticTables(
         accounts=accounts,
         tables={
-            "district": _as_values("district", districts),
             "account": account_rows,
             "client": clients,
             "disp": disps,
@@ -363,7 +426,7 @@ def _birth_number(rng: random.Random, decade: int, gender: str) -> str:
 
 
 def _build_loans(
-    rng: random.Random, scale: float, accounts: list[_Account]
+    rng: random.Random, scale: float, accounts: list[_Account], next_ids: _NextIds
 ) -> list[dict[str, Any]]:
     """At most one loan per account, granted 102-697 days after opening (the real range);
     status A/B only when its last payment is due by Dec 1998, C/D otherwise."""
@@ -390,7 +453,9 @@ def _build_loans(
         # A tiny scale may have no account that fits this status; it then simply has one loan
         # fewer, rather than a loan whose status contradicts its dates.
     drafts.sort(key=lambda d: d[0].account_id)  # real loan ids follow account ids
-    loan_ids = _increasing_ids(rng, len(drafts), 4959, 4)
+    loan_ids = _increasing_ids(rng, len(drafts), next_ids.loan, 4)
+    if loan_ids:
+        next_ids.loan = loan_ids[-1] + 1
     loans = [
         {
             "loan_id": loan_id,
@@ -410,7 +475,11 @@ def _build_loans(
 
 
 def _build_orders(
-    rng: random.Random, scale: float, accounts: list[_Account], loans: list[dict[str, Any]]
+    rng: random.Random,
+    scale: float,
+    accounts: list[_Account],
+    loans: list[dict[str, Any]],
+    next_ids: _NextIds,
 ) -> list[tuple[Any, ...]]:
     """Permanent orders by k_symbol with the real counts; every loan has its UVER order."""
     by_id = {a.account_id: a for a in accounts}
@@ -442,7 +511,9 @@ def _build_orders(
             drafts.append((account, k_symbol, cents, start, end))
 
     drafts.sort(key=lambda d: d[0].account_id)  # order.asc: ids follow account ids
-    order_ids = _increasing_ids(rng, len(drafts), 29401, 4)
+    order_ids = _increasing_ids(rng, len(drafts), next_ids.order, 4)
+    if order_ids:
+        next_ids.order = order_ids[-1] + 1
     rows: list[tuple[Any, ...]] = []  # in order.asc column order
     for order_id, (account, k_symbol, cents, start, end) in zip(order_ids, drafts, strict=True):
         bank_to = rng.choice(BANK_CODES)
@@ -465,7 +536,11 @@ def _build_orders(
 
 
 def _build_cards(
-    rng: random.Random, scale: float, accounts: list[_Account], owner_disp: dict[int, int]
+    rng: random.Random,
+    scale: float,
+    accounts: list[_Account],
+    owner_disp: dict[int, int],
+    next_ids: _NextIds,
 ) -> list[dict[str, Any]]:
     """Cards on OWNER dispositions only, issued at least 203 days after opening (the real
     minimum) and more often late, as in the real file (half of all cards date from 1998)."""
@@ -479,7 +554,9 @@ def _build_cards(
         account.card_issued = issued
         drafts.append((owner_disp[account.account_id], card_type, issued))
     drafts.sort(key=lambda d: d[0])
-    card_ids = _increasing_ids(rng, len(drafts), 1, 2)
+    card_ids = _increasing_ids(rng, len(drafts), next_ids.card, 2)
+    if card_ids:
+        next_ids.card = card_ids[-1] + 1
     cards = [
         {"card_id": card_id, "disp_id": disp_id, "type": card_type, "issued": issued}
         for card_id, (disp_id, card_type, issued) in zip(card_ids, drafts, strict=True)
@@ -680,8 +757,10 @@ class _TransEmitter:
             raise AssertionError(f"unknown event kind {kind}")
 
 
-def _write_trans(rng: random.Random, accounts: list[_Account], writer: TableWriter) -> int:
-    emitter = _TransEmitter(rng, writer, len(accounts))
+def _write_trans(
+    rng: random.Random, accounts: list[_Account], writer: TableWriter, n_accounts_total: int
+) -> int:
+    emitter = _TransEmitter(rng, writer, n_accounts_total)
     by_opening = sorted(accounts, key=lambda a: a.opened)
     open_accounts: list[_Account] = []
     next_to_open = 0
@@ -715,38 +794,121 @@ class GenerationResult:
         return self.rows["trans"] / self.seconds if self.seconds else 0.0
 
 
-def generate(out: str | os.PathLike[str], *, scale: float = 1.0, seed: int = 0) -> GenerationResult:
+# Accounts simulated at a time: a larger scale makes more shards, not more memory.
+SHARD_ACCOUNTS = REAL_ACCOUNTS
+# Files in date order, and the column their runs are merged on.
+_DATE_ORDERED = {"loan": "date", "card": "issued", "trans": "date"}
+
+
+def generate(
+    out: str | os.PathLike[str],
+    *,
+    scale: float = 1.0,
+    seed: int = 0,
+    shard_accounts: int = SHARD_ACCOUNTS,
+) -> GenerationResult:
     """Write all eight tables as `<table>.asc` into the folder `out` (created if needed).
 
+    Accounts are generated `shard_accounts` at a time, so peak memory is that of one shard
+    whatever the scale; the date-ordered files are then merged from the shards' sorted runs.
     Each file is written under a temporary name and renamed when complete, so a watcher never
     sees half a file.
     """
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
+    if shard_accounts < 1:
+        raise ValueError(f"shard_accounts must be >= 1, got {shard_accounts}")
     started = time.perf_counter()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    # Nothing here makes reference cycles, and with millions of live objects at large scales
-    # the cyclic collector's full passes would dominate the run time (~1/3 at scale 10).
+    # Nothing here makes reference cycles, and with millions of live objects the cyclic
+    # collector's full passes would dominate the run time.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        static = _build_static(rng, scale)
-        rows: dict[str, int] = {}
-        for table in load_order():
-            final = folder / f"{table}.asc"
-            partial = folder / f".{table}.asc.partial"
-            with TableWriter(partial, table) as writer:
-                if table == "trans":
-                    _write_trans(rng, static.accounts, writer)
-                else:
-                    # Dropped once written: trans generation keeps only the account states.
-                    for values in static.tables.pop(table):
-                        writer.write_values(values)
-                rows[table] = writer.rows_written
-            os.replace(partial, final)
+        rows = _generate_into(folder, rng, seed, scale, shard_accounts)
     finally:
         if gc_was_enabled:
             gc.enable()
     return GenerationResult(folder, rows, time.perf_counter() - started)
+
+
+def _generate_into(
+    folder: Path, rng: random.Random, seed: int, scale: float, shard_accounts: int
+) -> dict[str, int]:
+    opened = _opening_dates(rng, max(1, _scaled(REAL_ACCOUNTS, scale)))
+    n_accounts = len(opened)
+    partial = {table: folder / f".{table}.asc.partial" for table in load_order()}
+    runs_dir = folder / ".runs"
+    merged = _shard_count(n_accounts, shard_accounts) > 1
+    if merged:
+        runs_dir.mkdir(exist_ok=True)
+    writers = {
+        table: TableWriter(path, table)
+        for table, path in partial.items()
+        if not (merged and table in _DATE_ORDERED)
+    }
+    runs: dict[str, list[Path]] = {table: [] for table in _DATE_ORDERED}
+    rows: dict[str, int] = {}
+    try:
+        writers["district"].write_many(district_records())
+        next_ids = _NextIds()
+        for index, shard in enumerate(_shards(opened, scale, shard_accounts)):
+            # One shard reuses the seed's generator: scale <= 1 gives the same bytes as ever.
+            shard_rng = rng if not merged else random.Random(f"berka-{seed}-shard-{index}")
+            static = _build_static(shard_rng, shard, next_ids)
+            shard_writers = dict(writers)
+            if merged:
+                for table in _DATE_ORDERED:
+                    run = runs_dir / f"{table}.{index:05d}.asc"
+                    runs[table].append(run)
+                    shard_writers[table] = TableWriter(run, table)
+            try:
+                for table, values in static.tables.items():
+                    for row in values:
+                        shard_writers[table].write_values(row)
+                static.tables.clear()
+                _write_trans(shard_rng, static.accounts, shard_writers["trans"], n_accounts)
+                del static, shard  # before the next shard is built, not after
+            finally:
+                if merged:
+                    for table in _DATE_ORDERED:
+                        shard_writers[table].close()
+        for table, writer in writers.items():
+            writer.close()
+            rows[table] = writer.rows_written
+        for table, column in _DATE_ORDERED.items():
+            if merged:
+                rows[table] = _merge_runs(runs[table], partial[table], table, column)
+        for table, path in partial.items():
+            os.replace(path, folder / f"{table}.asc")
+    finally:
+        for writer in writers.values():
+            writer.close()
+        if merged:
+            for run in runs_dir.glob("*.asc"):
+                run.unlink()
+            runs_dir.rmdir()
+    return rows
+
+
+def _merge_runs(runs: list[Path], dest: Path, table: str, column: str) -> int:
+    """Merge date-sorted run files into one (earlier shard first on equal dates)."""
+    field = get_table(table).file_column_names.index(column)
+    files = [open(run, "rb") for run in runs]  # closed below, all together
+    try:
+        for stream in files:
+            header = stream.readline()
+        # The date is YYMMDD of 1993-1999 (one century): its text sorts as the date does.
+        merged = heapq.merge(*files, key=lambda line: line.split(b";", field + 1)[field])
+        count = 0
+        with open(dest, "wb") as out:
+            out.write(header)
+            for line in merged:
+                out.write(line)
+                count += 1
+        return count
+    finally:
+        for stream in files:
+            stream.close()
