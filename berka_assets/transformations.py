@@ -55,10 +55,12 @@ QUARANTINE_TYPES = {
     "raw_value": "STRING",
 }  # fmt: skip
 STAGED_TYPES = {**ENRICHED_TYPES, "reason": "STRING", "raw_value": "STRING"}
+DUPLICATE_TYPES = {"kafka_partition": "INT", "kafka_offset": "BIGINT", "duplicate_reason": "STRING"}
 
 ENRICHED_COLUMNS = tuple(ENRICHED_TYPES)
 QUARANTINE_COLUMNS = tuple(QUARANTINE_TYPES)
 STAGED_COLUMNS = tuple(STAGED_TYPES)
+DUPLICATE_COLUMNS = tuple(DUPLICATE_TYPES)
 
 
 @dataclass(frozen=True)
@@ -177,50 +179,56 @@ def enrich(validated: DataFrame, reference: ReferenceData) -> DataFrame:
     )
 
 
-def mark_duplicates(classified: DataFrame, committed_trans_ids: DataFrame | None) -> DataFrame:
-    """Give a reason to every valid record whose trans_id was already seen.
+def classify(kafka_records: DataFrame, reference: ReferenceData) -> DataFrame:
+    """The per-record pipeline: parse, validate, enrich. A map only: no shuffle of wide rows.
+
+    Duplicates are found afterwards on narrow columns (duplicate_reasons) and applied with
+    with_duplicate_reasons.
+    """
+    return (
+        kafka_records.transform(parse_messages)
+        .transform(validate)
+        .transform(lambda df: enrich(df, reference))
+    )
+
+
+def staged_rows(classified: DataFrame) -> DataFrame:
+    """Every record with its reason and raw payload (a valid one may still prove a duplicate)."""
+    return classified.select(*STAGED_COLUMNS)
+
+
+def duplicate_reasons(staged: DataFrame, committed_trans_ids: DataFrame | None) -> DataFrame:
+    """(kafka_partition, kafka_offset, duplicate_reason) of every valid record already seen.
 
     Within the batch the lowest (partition, offset) wins; against earlier batches the committed
-    row wins. A producer that re-sends after a crash therefore never double-counts.
+    row wins, so a producer that re-sends after a crash never double-counts. Only the three key
+    columns are shuffled; the result is usually empty.
     """
-    order = Window.partitionBy("trans_id").orderBy("kafka_partition", "kafka_offset")
-    valid_rank = F.when(F.col("reason").isNull(), F.row_number().over(order))
-    ranked = classified.withColumn("_rank", valid_rank)
-    reason = F.coalesce(
-        F.col("reason"), F.when(F.col("_rank") > 1, F.lit(REASON_DUPLICATE_IN_BATCH))
+    valid = staged.where(F.col("reason").isNull()).select(
+        "trans_id", "kafka_partition", "kafka_offset"
     )
+    order = Window.partitionBy("trans_id").orderBy("kafka_partition", "kafka_offset")
+    ranked = valid.withColumn("_rank", F.row_number().over(order))
+    reason = F.when(F.col("_rank") > 1, F.lit(REASON_DUPLICATE_IN_BATCH))
     if committed_trans_ids is not None:
-        seen = committed_trans_ids.select(
-            F.col("trans_id").alias("_seen_trans_id")
-        ).distinct()
+        seen = committed_trans_ids.select(F.col("trans_id").alias("_seen_trans_id")).distinct()
         ranked = ranked.join(seen, ranked["trans_id"] == seen["_seen_trans_id"], "left")
         reason = F.coalesce(
             reason,
             F.when(F.col("_seen_trans_id").isNotNull(), F.lit(REASON_DUPLICATE_COMMITTED)),
         )
-        return ranked.withColumn("reason", reason).drop("_rank", "_seen_trans_id")
-    return ranked.withColumn("reason", reason).drop("_rank")
+    return ranked.select(
+        "kafka_partition", "kafka_offset", reason.alias("duplicate_reason")
+    ).where(F.col("duplicate_reason").isNotNull())
 
 
-def classify(
-    kafka_records: DataFrame,
-    reference: ReferenceData,
-    committed_trans_ids: DataFrame | None = None,
-) -> DataFrame:
-    """The whole per-record pipeline: parse, validate, enrich, de-duplicate."""
+def with_duplicate_reasons(staged: DataFrame, duplicates: DataFrame) -> DataFrame:
+    """The staged records with the duplicates' reason set (an existing reason stays first)."""
     return (
-        kafka_records.transform(parse_messages)
-        .transform(validate)
-        .transform(lambda df: enrich(df, reference))
-        .transform(lambda df: mark_duplicates(df, committed_trans_ids))
+        staged.join(duplicates, ["kafka_partition", "kafka_offset"], "left")
+        .withColumn("reason", F.coalesce(F.col("reason"), F.col("duplicate_reason")))
+        .drop("duplicate_reason")
     )
-
-
-def staged_rows(classified: DataFrame) -> DataFrame:
-    """Every record with its reason; the raw payload is kept only where it is needed."""
-    return classified.withColumn(
-        "raw_value", F.when(F.col("reason").isNotNull(), F.col("raw_value"))
-    ).select(*STAGED_COLUMNS)
 
 
 def enriched_rows(classified: DataFrame) -> DataFrame:
@@ -231,33 +239,34 @@ def quarantined_rows(classified: DataFrame) -> DataFrame:
     return classified.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
 
 
-def monthly_trend(enriched: DataFrame) -> DataFrame:
-    return (
-        enriched.groupBy("year", "month")
-        .agg(
-            F.count(F.lit(1)).alias("transaction_count"),
-            F.sum("amount").cast(MONEY_SUM).alias("transaction_amount"),
-        )
-        .orderBy("year", "month")
+def trend_cube(enriched: DataFrame) -> DataFrame:
+    """Counts and amounts by every key a trend groups on: one scan of the enriched rows serves
+    all three trends (counts and sums add up exactly; averages are taken last)."""
+    return enriched.groupBy("year", "month", "age_band", "gender").agg(
+        F.count(F.lit(1)).alias("transaction_count"),
+        F.sum("amount").cast(MONEY_SUM).alias("transaction_amount"),
     )
 
 
-def yearly_trend(enriched: DataFrame) -> DataFrame:
-    return (
-        enriched.groupBy("year")
-        .agg(
-            F.count(F.lit(1)).alias("transaction_count"),
-            F.sum("amount").cast(MONEY_SUM).alias("transaction_amount"),
-        )
-        .orderBy("year")
+def _totals(cube: DataFrame, *keys: str) -> DataFrame:
+    return cube.groupBy(*keys).agg(
+        F.sum("transaction_count").alias("transaction_count"),
+        F.sum("transaction_amount").cast(MONEY_SUM).alias("transaction_amount"),
     )
 
 
-def trans_by_age_gender(enriched: DataFrame) -> DataFrame:
-    total = F.sum("amount").cast(MONEY_SUM)
+def monthly_trend(cube: DataFrame) -> DataFrame:
+    return _totals(cube, "year", "month").orderBy("year", "month")
+
+
+def yearly_trend(cube: DataFrame) -> DataFrame:
+    return _totals(cube, "year").orderBy("year")
+
+
+def trans_by_age_gender(cube: DataFrame) -> DataFrame:
     return (
-        enriched.groupBy("age_band", "gender")
-        .agg(F.count(F.lit(1)).alias("transaction_count"), total.alias("total_amount"))
+        _totals(cube, "age_band", "gender")
+        .withColumnRenamed("transaction_amount", "total_amount")
         # Decimal division then HALF_UP rounding to cents, as the independent check computes.
         .withColumn(
             "avg_amount",

@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = SparkSession.builder.appName("berka-streaming").getOrCreate()
     tables.ensure(spark)
+    # This job holds the writer claim: leftovers can only be its own crashed batch's, so they
+    # are dropped once here rather than looked for in every batch.
+    leftovers = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
+    if leftovers:
+        log.warning("dropped partitions of uncommitted batches: %s", sorted(leftovers))
     metrics = StreamMetrics(mysql.connect, args.hive_database)
     metrics.ensure_table()
     spark.streams.addListener(progress_listener(metrics))
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_batch(
                 batch.sparkSession, kafka_options=kafka_options, requested=ranges,
                 reference=reference.get(), tables=tables, ledger=ledger, records=batch,
+                prepared=True,
             )
         finally:
             batch.unpersist()

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from berka_assets import transformations as T
 
@@ -30,9 +31,12 @@ QUARANTINE_DDL = _batch_table_ddl(
 )
 # Every classified record of a batch, written once; the enriched and quarantine partitions are
 # then copied from here. Spark cannot overwrite a table it reads in the same statement, and the
-# de-duplication reads the enriched table.
+# de-duplication reads the enriched table: its result goes to a work table of its own too.
 STAGING_DDL = _batch_table_ddl(
     T.STAGED_TYPES, "Work table of the micro-batches: a batch is staged here, then copied"
+)
+DUPLICATES_DDL = _batch_table_ddl(
+    T.DUPLICATE_TYPES, "Work table of the micro-batches: the staged records that are duplicates"
 )
 
 TREND_DDL = {
@@ -69,6 +73,10 @@ class HiveTables:
     def staging(self) -> str:
         return f"`{self.database}`.batch_staging"
 
+    @property
+    def duplicates(self) -> str:
+        return f"`{self.database}`.batch_duplicates"
+
     def trend(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
@@ -79,6 +87,7 @@ class HiveTables:
         spark.sql(ENRICHED_DDL.format(table=self.enriched))
         spark.sql(QUARANTINE_DDL.format(table=self.quarantine))
         spark.sql(STAGING_DDL.format(table=self.staging))
+        spark.sql(DUPLICATES_DDL.format(table=self.duplicates))
         for name, columns in TREND_DDL.items():
             spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {self.trend(name)} ({columns}) USING parquet"
@@ -105,35 +114,51 @@ class HiveTables:
         return leftovers
 
     def clear_staging(self, spark: SparkSession) -> None:
-        for batch_id in sorted(self.batch_ids(spark, self.staging)):
-            spark.sql(
-                f"ALTER TABLE {self.staging} DROP IF EXISTS "
-                f"PARTITION (batch_id='{_check(batch_id)}')"
-            )
+        for table in (self.staging, self.duplicates):
+            for batch_id in sorted(self.batch_ids(spark, table)):
+                spark.sql(
+                    f"ALTER TABLE {table} DROP IF EXISTS PARTITION (batch_id='{_check(batch_id)}')"
+                )
 
-    def write_batch(self, spark: SparkSession, classified: DataFrame, batch_id: str) -> None:
+    def write_batch(
+        self,
+        spark: SparkSession,
+        classified: DataFrame,
+        batch_id: str,
+        committed_trans_ids: DataFrame | None = None,
+    ) -> None:
         """Replace the batch's partitions: a re-run overwrites, never appends."""
         batch_id = _check(batch_id)
         started = time.monotonic()
         partition = f"PARTITION (batch_id='{batch_id}')"
         T.staged_rows(classified).createOrReplaceTempView("classified_batch")
-        # Classified exactly once: Kafka is read and de-duplicated a single time.
+        # Kafka is read and parsed a single time, into the staging partition; everything after
+        # reads that (de-duplication only its three narrow key columns).
         spark.sql(
             f"INSERT OVERWRITE TABLE {self.staging} {partition} "
             f"SELECT {', '.join(T.STAGED_COLUMNS)} FROM classified_batch"
         )
         staged_at = time.monotonic()
-        staged = f"FROM {self.staging} WHERE batch_id = '{batch_id}'"
+        staged = spark.table(self.staging).where(F.col("batch_id") == batch_id)
+        T.duplicate_reasons(staged, committed_trans_ids).createOrReplaceTempView("duplicates")
+        spark.sql(
+            f"INSERT OVERWRITE TABLE {self.duplicates} {partition} "
+            f"SELECT {', '.join(T.DUPLICATE_COLUMNS)} FROM duplicates"
+        )
+        duplicates = spark.table(self.duplicates).where(F.col("batch_id") == batch_id)
+        T.with_duplicate_reasons(staged, duplicates.drop("batch_id")).createOrReplaceTempView(
+            "final_batch"
+        )
         spark.sql(
             f"INSERT OVERWRITE TABLE {self.enriched} {partition} "
-            f"SELECT {', '.join(T.ENRICHED_COLUMNS)} {staged} AND reason IS NULL"
+            f"SELECT {', '.join(T.ENRICHED_COLUMNS)} FROM final_batch WHERE reason IS NULL"
         )
         spark.sql(
             f"INSERT OVERWRITE TABLE {self.quarantine} {partition} "
-            f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} {staged} AND reason IS NOT NULL"
+            f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} FROM final_batch WHERE reason IS NOT NULL"
         )
-        log.info("batch %s: classified and staged in %.2f s, copied in %.2f s", batch_id,
-                 staged_at - started, time.monotonic() - staged_at)
+        log.info("batch %s: classified and staged in %.2f s, de-duplicated and copied in %.2f s",
+                 batch_id, staged_at - started, time.monotonic() - staged_at)
 
     def batch_counts(self, spark: SparkSession, batch_id: str) -> dict[int, tuple[int, int]]:
         """Per Kafka partition: (enriched rows, quarantined rows) as written for the batch."""
@@ -150,11 +175,15 @@ class HiveTables:
 
     def rebuild_trends(self, spark: SparkSession) -> None:
         """Trends are always an aggregate of the whole enriched table, rewritten in full."""
-        enriched = spark.table(self.enriched)
-        for name, aggregate in T.TRENDS.items():
-            view = f"trend_{name}"
-            aggregate(enriched).createOrReplaceTempView(view)
-            spark.sql(f"INSERT OVERWRITE TABLE {self.trend(name)} SELECT * FROM {view}")
+        # One scan of the enriched table; the small cube is cached for the three trends.
+        cube = T.trend_cube(spark.table(self.enriched)).persist()
+        try:
+            for name, aggregate in T.TRENDS.items():
+                view = f"trend_{name}"
+                aggregate(cube).createOrReplaceTempView(view)
+                spark.sql(f"INSERT OVERWRITE TABLE {self.trend(name)} SELECT * FROM {view}")
+        finally:
+            cube.unpersist()
 
 
 def _check(batch_id: str) -> str:

@@ -92,13 +92,20 @@ def run_batch(
     tables: HiveTables,
     ledger: BatchLedger,
     records: DataFrame | None = None,
+    prepared: bool = False,
 ) -> BatchResult:
-    """Process `requested` exactly once. `records` lets the streaming job pass its own batch."""
+    """Process `requested` exactly once. `records` lets the streaming job pass its own batch.
+
+    `prepared`: the caller, the only writer of these tables for its whole life, has created
+    them and dropped any crashed batch's leftovers once at start; each batch then skips that.
+    """
     seconds: dict[str, float] = {}
     started = time.monotonic()
     topic = requested[0].topic
 
     def prepare() -> tuple[set[str], list[OffsetRange]]:
+        if prepared:
+            return set(), from_frontier(requested, ledger.frontiers(topic))
         ledger.ensure_table()  # first, so an unreachable MySQL fails fast and clearly
         tables.ensure(spark)
         dropped = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
@@ -121,8 +128,9 @@ def run_batch(
         records = _restrict(records, processed)
     # Earlier batches only: a recomputation after our own write must not see our rows.
     committed_ids = spark.table(tables.enriched).where(F.col("batch_id") != batch_id)
-    classified = T.classify(records, reference, committed_ids.select("trans_id"))
-    _timed(seconds, "write", lambda: tables.write_batch(spark, classified, batch_id))
+    classified = T.classify(records, reference)
+    _timed(seconds, "write", lambda: tables.write_batch(
+        spark, classified, batch_id, committed_ids.select("trans_id")))
 
     counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
     commits = []

@@ -52,6 +52,9 @@ logger.request.level = WARN
 class Kafka(Service):
     name = "kafka"
     start_timeout = 90.0
+    # A broker with hundreds of partitions on a busy machine needs more than 30 s to shut
+    # down cleanly, and a killed one recovers its logs at the next start.
+    stop_timeout = 90.0
 
     def __init__(self, settings: KafkaSettings | None = None, *, node_id: int = 1,
                  port: int | None = None, controller_port: int | None = None,

@@ -6,6 +6,7 @@ Every service of the local stack is one detached process group whose pid is kept
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -15,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from berka_assets.config import var_dir
+
+log = logging.getLogger(__name__)
 
 
 class StackError(RuntimeError):
@@ -80,8 +83,19 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def ensure_port_free(name: str, host: str, port: int) -> None:
-    if port_open(host, port):
+def wait_port_closed(host: str, port: int, timeout: float) -> bool:
+    """True once nothing accepts connections on host:port (False after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while port_open(host, port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def ensure_port_free(name: str, host: str, port: int, *, wait: float = 0.0) -> None:
+    """Raise unless the port is free (after waiting up to `wait` s for an exiting owner)."""
+    if not wait_port_closed(host, port, wait):
         raise StackError(
             f"{name}: port {host}:{port} is already in use by another process. Stop it, or set "
             f"the port variable for {name} (see berka_assets/config.py) to a free port."
@@ -170,6 +184,8 @@ def stop_daemon(name: str, *, timeout: float = 30.0) -> bool:
     while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.2)
     if _group_alive(pid):
+        log.warning("%s (pid %s) did not stop within %.0f s of SIGTERM; killing it", name, pid,
+                    timeout)
         _signal_group(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _group_alive(pid):

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from berka_assets.stack import process
 
+# How long a stopped service's port may take to be released.
+PORT_RELEASE_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -30,6 +33,8 @@ class Service(ABC):
 
     name: str
     start_timeout: float = 90.0
+    # Graceful stop first; SIGKILL after this long.
+    stop_timeout: float = 30.0
 
     @property
     @abstractmethod
@@ -86,10 +91,16 @@ class Service(ABC):
 
     def check_port_free(self) -> None:
         host, port = self.address.rsplit(":", 1)
-        process.ensure_port_free(self.name, host, int(port))
+        # A previous instance that is still exiting lets go of its port within seconds.
+        process.ensure_port_free(self.name, host, int(port), wait=PORT_RELEASE_SECONDS)
 
     def stop(self) -> bool:
-        return process.stop_daemon(self.name)
+        """Stop gracefully (SIGKILL after stop_timeout); return once the port is released."""
+        stopped = process.stop_daemon(self.name, timeout=self.stop_timeout)
+        if stopped:
+            host, port = self.address.rsplit(":", 1)
+            process.wait_port_closed(host, int(port), PORT_RELEASE_SECONDS)
+        return stopped
 
     def kill(self) -> None:
         process.kill_daemon(self.name)

@@ -257,8 +257,10 @@ def test_kafka_restart_between_batches_and_mariadb_stop_during_a_run(stack: Sett
     assert pipeline.execute(first.run_requests[0]).success
 
     kafka = Kafka(stack.kafka)
-    kafka.stop()
-    kafka.start()
+    try:
+        assert kafka.stop(), "Kafka was not running under berka-stack"
+    finally:
+        kafka.start()  # whatever happened: later tests need the broker
     more = pipeline.produce_file(SAMPLE_TRANS, limit=6_000)  # re-sends the first 4,000 too
     assert more == 6_000
 

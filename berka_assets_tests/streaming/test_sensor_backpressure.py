@@ -1,0 +1,41 @@
+"""The sensor plans no new run while one of its Hive database is queued or running."""
+
+from __future__ import annotations
+
+import pytest
+
+from berka_assets.assets.streaming import MICROBATCH_TAG, microbatch_run_config
+from berka_assets.config import REPO_ROOT, Settings
+from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_assets_tests.streaming.harness import Pipeline
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = REPO_ROOT / "data" / "berka"
+
+
+def _queue_run(pipeline: Pipeline, hive_database: str):
+    return pipeline.instance.create_run_for_job(
+        job_def=pipeline.job,
+        run_config=microbatch_run_config([OffsetRange(pipeline.topic, 0, 0, 1)], hive_database),
+        tags={MICROBATCH_TAG: hive_database},
+    )
+
+
+def test_new_offsets_wait_for_the_run_in_flight_then_go_into_one_run(stack: Settings) -> None:
+    pipeline = Pipeline(stack, SAMPLE, max_records=5_000, run_per="tick")
+    sent = pipeline.produce_file(SAMPLE / "trans_prefix.asc", limit=1_500)
+
+    in_flight = _queue_run(pipeline, pipeline.hive_database)
+    waiting = pipeline.tick()
+    assert waiting.run_requests == [] and waiting.cursor is None  # the cursor did not move
+    assert in_flight.run_id[:8] in waiting.skip_reason.skip_message
+    assert pipeline.hive_database in waiting.skip_reason.skip_message
+
+    # A run of another database does not hold this one back.
+    pipeline.instance.report_run_canceled(in_flight)
+    _queue_run(pipeline, f"{pipeline.hive_database}_other")
+    launched = pipeline.tick()
+    assert len(launched.run_requests) == 1
+    assert launched.run_requests[0].tags["berka/records"] == str(sent)
+    assert launched.cursor is not None
