@@ -34,7 +34,13 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from berka_assets.config import REPO_ROOT, load_secrets_into_environment, load_settings, secret
+from berka_assets.config import (
+    REPO_ROOT,
+    load_secrets_into_environment,
+    load_settings,
+    secret,
+    var_dir,
+)
 from berka_assets.producer.options import ReplayConfig
 from berka_assets.producer.position import MemoryPositionStore
 from berka_assets.producer.replay import run_replay
@@ -82,9 +88,12 @@ def start_sensor_path(topic: str, database: str, home: Path, interval: int,
     subprocess.run([sys.executable, "-m", "dagster", "sensor", "start", sensor,
                     "-w", "workspace.yaml"], env=environment, cwd=REPO_ROOT, check=True,
                    capture_output=True)
-    log = (home / "daemon.log").open("w")
-    return subprocess.Popen([sys.executable, "-m", "dagster", "daemon", "run",
-                             "-w", "workspace.yaml"], env=environment, cwd=REPO_ROOT,
+    log_path = var_dir() / "logs" / "bench-latency-daemon.log"  # kept for a post-mortem
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"  Dagster daemon log: {log_path}")
+    log = log_path.open("w")
+    daemon = Path(sys.executable).parent / "dagster-daemon"
+    return subprocess.Popen([str(daemon), "run", "-w", "workspace.yaml"], env=environment, cwd=REPO_ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -13,6 +13,7 @@ Needs the local stack (`berka-stack up`).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import tempfile
@@ -95,6 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     args = parser.parse_args()
+    # The batch's own step timings (staging vs de-duplication and copies) go to this log.
+    logging.basicConfig(level=logging.WARNING, format="  %(message)s")
+    logging.getLogger("berka_assets.spark_jobs.hive_tables").setLevel(logging.INFO)
     load_secrets_into_environment()
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; Spark Connect local[2], 4 shuffle partitions")

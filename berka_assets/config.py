@@ -153,7 +153,7 @@ class HiveServerSettings:
 
 @dataclass(frozen=True)
 class SensorSettings:
-    interval_seconds: int = field(default_factory=lambda: int(env("BERKA_SENSOR_INTERVAL_S", "10")))
+    interval_seconds: int = field(default_factory=lambda: int(env("BERKA_SENSOR_INTERVAL_S", "2")))
     max_records_per_batch: int = field(
         default_factory=lambda: int(env("BERKA_SENSOR_MAX_RECORDS", "200000"))
     )
