@@ -93,8 +93,9 @@ def start_sensor_path(topic: str, database: str, home: Path, interval: int,
     print(f"  Dagster daemon log: {log_path}")
     log = log_path.open("w")
     daemon = Path(sys.executable).parent / "dagster-daemon"
-    return subprocess.Popen([str(daemon), "run", "-w", "workspace.yaml"], env=environment, cwd=REPO_ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen([str(daemon), "run", "-w", "workspace.yaml"], env=environment,
+                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def main() -> None:

@@ -49,6 +49,13 @@ TREND_DDL = {
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class WrittenCounts:
+    per_partition: dict[int, tuple[int, int]]  # Kafka partition -> (enriched, quarantined)
+    reasons: dict[str, int]  # quarantine reason -> rows
+
+
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:+-]{1,255}$")
 
@@ -160,18 +167,33 @@ class HiveTables:
         log.info("batch %s: classified and staged in %.2f s, de-duplicated and copied in %.2f s",
                  batch_id, staged_at - started, time.monotonic() - staged_at)
 
-    def batch_counts(self, spark: SparkSession, batch_id: str) -> dict[int, tuple[int, int]]:
-        """Per Kafka partition: (enriched rows, quarantined rows) as written for the batch."""
+    def batch_counts(self, spark: SparkSession, batch_id: str) -> WrittenCounts:
+        """What was written for the batch, read back in one query: per Kafka partition
+        (enriched rows, quarantined rows), and quarantined rows per reason."""
         batch_id = _check(batch_id)
+        rows = spark.sql(
+            f"SELECT 0 AS side, kafka_partition, CAST(NULL AS STRING) AS reason, COUNT(*) AS n "
+            f"FROM {self.enriched} WHERE batch_id = '{batch_id}' GROUP BY kafka_partition "
+            f"UNION ALL SELECT 1 AS side, kafka_partition, reason, COUNT(*) AS n "
+            f"FROM {self.quarantine} WHERE batch_id = '{batch_id}' "
+            "GROUP BY kafka_partition, reason"
+        ).collect()
         counts: dict[int, list[int]] = {}
-        for index, table in enumerate((self.enriched, self.quarantine)):
-            rows = spark.sql(
-                f"SELECT kafka_partition, COUNT(*) AS n FROM {table} "
-                f"WHERE batch_id = '{batch_id}' GROUP BY kafka_partition"
-            ).collect()
-            for row in rows:
-                counts.setdefault(row.kafka_partition, [0, 0])[index] = row.n
-        return {partition: (pair[0], pair[1]) for partition, pair in counts.items()}
+        reasons: dict[str, int] = {}
+        for row in rows:
+            counts.setdefault(row.kafka_partition, [0, 0])[row.side] += row.n
+            if row.side == 1:
+                reasons[row.reason] = reasons.get(row.reason, 0) + row.n
+        return WrittenCounts(
+            {partition: (pair[0], pair[1]) for partition, pair in counts.items()}, reasons
+        )
+
+    def clear_batch_work(self, spark: SparkSession, batch_id: str) -> None:
+        """Drop a committed batch's work partitions (no listing: the batch id is known)."""
+        for table in (self.staging, self.duplicates):
+            spark.sql(
+                f"ALTER TABLE {table} DROP IF EXISTS PARTITION (batch_id='{_check(batch_id)}')"
+            )
 
     def rebuild_trends(self, spark: SparkSession) -> None:
         """Trends are always an aggregate of the whole enriched table, rewritten in full."""

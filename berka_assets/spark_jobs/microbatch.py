@@ -135,7 +135,7 @@ def run_batch(
     counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
     commits = []
     for offset_range in processed:
-        enriched, quarantined = counts.get(offset_range.partition, (0, 0))
+        enriched, quarantined = counts.per_partition.get(offset_range.partition, (0, 0))
         if enriched + quarantined != offset_range.count:
             raise MicrobatchError(
                 f"batch {batch_id}: partition {offset_range.partition} read "
@@ -147,15 +147,7 @@ def run_batch(
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
     _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
     ledger.mark_visible()
-    tables.clear_staging(spark)
-
-    reasons = {
-        row.reason: row.n
-        for row in spark.sql(
-            f"SELECT reason, COUNT(*) AS n FROM {tables.quarantine} "
-            f"WHERE batch_id = '{batch_id}' GROUP BY reason"
-        ).collect()
-    }
+    tables.clear_batch_work(spark, batch_id)
     seconds["total"] = time.monotonic() - started
     return BatchResult(
         batch_id=batch_id,
@@ -163,7 +155,7 @@ def run_batch(
         processed=processed,
         enriched_rows=sum(c.enriched_rows for c in commits),
         quarantined_rows=sum(c.quarantined_rows for c in commits),
-        reasons=reasons,
+        reasons=counts.reasons,
         dropped_leftovers=sorted(leftovers),
         seconds=seconds,
     )
