@@ -231,14 +231,6 @@ def with_duplicate_reasons(staged: DataFrame, duplicates: DataFrame) -> DataFram
     )
 
 
-def enriched_rows(classified: DataFrame) -> DataFrame:
-    return classified.where(F.col("reason").isNull()).select(*ENRICHED_COLUMNS)
-
-
-def quarantined_rows(classified: DataFrame) -> DataFrame:
-    return classified.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
-
-
 def trend_cube(enriched: DataFrame) -> DataFrame:
     """Counts and amounts by every key a trend groups on: one scan of the enriched rows serves
     all three trends (counts and sums add up exactly; averages are taken last)."""

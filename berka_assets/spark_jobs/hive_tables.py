@@ -107,9 +107,7 @@ class HiveTables:
     def drop_batches(self, spark: SparkSession, batch_ids: set[str]) -> None:
         for table in (self.enriched, self.quarantine):
             for batch_id in sorted(batch_ids & self.batch_ids(spark, table)):
-                spark.sql(
-                    f"ALTER TABLE {table} DROP IF EXISTS PARTITION (batch_id='{_check(batch_id)}')"
-                )
+                _drop_partition(spark, table, batch_id)
 
     def drop_uncommitted(self, spark: SparkSession, committed: set[str]) -> set[str]:
         """Remove partitions a crashed batch left behind; return their batch ids."""
@@ -123,9 +121,7 @@ class HiveTables:
     def clear_staging(self, spark: SparkSession) -> None:
         for table in (self.staging, self.duplicates):
             for batch_id in sorted(self.batch_ids(spark, table)):
-                spark.sql(
-                    f"ALTER TABLE {table} DROP IF EXISTS PARTITION (batch_id='{_check(batch_id)}')"
-                )
+                _drop_partition(spark, table, batch_id)
 
     def write_batch(
         self,
@@ -191,9 +187,7 @@ class HiveTables:
     def clear_batch_work(self, spark: SparkSession, batch_id: str) -> None:
         """Drop a committed batch's work partitions (no listing: the batch id is known)."""
         for table in (self.staging, self.duplicates):
-            spark.sql(
-                f"ALTER TABLE {table} DROP IF EXISTS PARTITION (batch_id='{_check(batch_id)}')"
-            )
+            _drop_partition(spark, table, batch_id)
 
     def rebuild_trends(self, spark: SparkSession) -> None:
         """Trends are always an aggregate of the whole enriched table, rewritten in full."""
@@ -206,6 +200,10 @@ class HiveTables:
                 spark.sql(f"INSERT OVERWRITE TABLE {self.trend(name)} SELECT * FROM {view}")
         finally:
             cube.unpersist()
+
+
+def _drop_partition(spark: SparkSession, table: str, batch_id: str) -> None:
+    spark.sql(f"ALTER TABLE {table} DROP IF EXISTS PARTITION (batch_id='{_check(batch_id)}')")
 
 
 def _check(batch_id: str) -> str:

@@ -89,17 +89,19 @@ class Service(ABC):
             raise
         return seconds
 
-    def check_port_free(self) -> None:
+    def _host_port(self) -> tuple[str, int]:
         host, port = self.address.rsplit(":", 1)
+        return host, int(port)
+
+    def check_port_free(self) -> None:
         # A previous instance that is still exiting lets go of its port within seconds.
-        process.ensure_port_free(self.name, host, int(port), wait=PORT_RELEASE_SECONDS)
+        process.ensure_port_free(self.name, *self._host_port(), wait=PORT_RELEASE_SECONDS)
 
     def stop(self) -> bool:
         """Stop gracefully (SIGKILL after stop_timeout); return once the port is released."""
         stopped = process.stop_daemon(self.name, timeout=self.stop_timeout)
         if stopped:
-            host, port = self.address.rsplit(":", 1)
-            process.wait_port_closed(host, int(port), PORT_RELEASE_SECONDS)
+            process.wait_port_closed(*self._host_port(), PORT_RELEASE_SECONDS)
         return stopped
 
     def kill(self) -> None:
