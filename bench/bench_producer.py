@@ -13,8 +13,9 @@
    message size, twice: as the issue specifies (random letters, acks=all, idempotent, Kafka's
    default batching) and with the replay's own producer settings and real message payloads
    (--payload-file), i.e. the same bytes and compression.
-4. Where the replay's time goes: reading + parsing alone, encoding alone, producing pre-encoded
-   messages alone (each single-threaded Python, on the same rows).
+4. Where the replay's time goes: reading + columnar encoding alone (the full-speed path), the
+   per-row reader + encoder of the paced modes, and producing pre-encoded messages with
+   produce_batch alone (each single-threaded, on the same rows).
 """
 
 from __future__ import annotations
@@ -82,24 +83,35 @@ def _breakdown(trans: Path, rows: int, options: ReplayConfig, bootstrap: str,
     """Each stage of the replay alone, single-threaded, on the same data."""
     from berka_assets.berka.reader import TableReader
     from berka_assets.messages.trans_message import key
+    from berka_assets.producer.blocks import BlockReader
+    from berka_assets.producer.columnar import finish_bodies
     from berka_assets.producer.encoding import encode_record
     from berka_assets.resources.kafka import KafkaResource
     from berka_assets.stack.kafka import ensure_topics
 
     print("\nwhere the replay's time goes (each stage alone, single-threaded):")
     started = time.perf_counter()
-    records = []
-    for record in TableReader(trans, "trans"):
-        if len(records) < 200_000:
-            records.append(record)
-        elif len(records) + 1 >= rows:
-            break
-    read_rate = rows / (time.perf_counter() - started)
-    print(f"  read + parse (berka reader):  {read_rate:,.0f} rows/s")
+    values: list[tuple[bytes, bytes]] = []
+    with trans.open("rb") as stream:
+        header = stream.readline()
+        for block in BlockReader(stream, header, 2, str(trans)):
+            bodies = finish_bodies(block.bodies, b"1}") if not isinstance(block.bodies, list) \
+                else [body + b"1}" for body in block.bodies]
+            values.extend(zip(block.keys, bodies, strict=True))
+            if len(values) >= rows:
+                break
+    columnar_rate = len(values) / (time.perf_counter() - started)
+    print(f"  read + encode, full speed (columnar, per 4 MB chunk): {columnar_rate:,.0f} rows/s")
     started = time.perf_counter()
-    values = [(key(r["account_id"]), encode_record(r, 1)) for r in records]
-    encode_rate = len(records) / (time.perf_counter() - started)
-    print(f"  encode (fast encoder) + key:  {encode_rate:,.0f} msgs/s")
+    count = 0
+    for record in TableReader(trans, "trans"):
+        encode_record(record, 1)
+        key(record["account_id"])
+        count += 1
+        if count == 200_000:
+            break
+    row_rate = count / (time.perf_counter() - started)
+    print(f"  read + encode, paced modes (reader + fast encoder, per row): {row_rate:,.0f} rows/s")
     topic = f"bench-produce-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, {topic: partitions})
     created.append(topic)
@@ -110,20 +122,17 @@ def _breakdown(trans: Path, rows: int, options: ReplayConfig, bootstrap: str,
         delivered[0] += err is None
 
     started = time.perf_counter()
-    for index, (k, v) in enumerate(values):
-        while True:
-            try:
-                producer.produce(topic, v, k, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if not index % 1024:
-            producer.poll(0)
+    for start in range(0, len(values), 8192):
+        while len(producer) > 900_000:
+            producer.poll(0.05)
+        messages = [{"value": v, "key": k} for k, v in values[start:start + 8192]]
+        producer.produce_batch(topic, messages, on_delivery=on_delivery)
+        producer.poll(0)
     producer.flush(60)
     produce_rate = delivered[0] / (time.perf_counter() - started)
-    print(f"  produce pre-encoded + acks:   {produce_rate:,.0f} msgs/s "
+    print(f"  produce_batch pre-encoded + acks: {produce_rate:,.0f} msgs/s "
           f"({len(values):,} messages)")
-    return {"read_rows_per_s": round(read_rate), "encode_msgs_per_s": round(encode_rate),
+    return {"columnar_rows_per_s": round(columnar_rate), "per_row_rows_per_s": round(row_rate),
             "produce_msgs_per_s": round(produce_rate)}
 
 

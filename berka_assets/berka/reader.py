@@ -342,7 +342,7 @@ _DERIVERS: dict[str, Callable[[Record], None]] = {"client": _derive_client}
 # --- primary keys -----------------------------------------------------------------------------
 
 
-class _SeenKeys:
+class SeenKeys:
     """Non-negative integer keys seen so far, one bit each: a million trans ids (up to ~3.7M)
     cost ~0.5 MB instead of ~100 MB for a dict. Absurdly large keys fall back to a set."""
 
@@ -406,6 +406,7 @@ class TableReader:
         on_reject: Callable[[RejectedRow], None] | None = None,
         normalize_blanks: bool = False,
         check_primary_key: bool = True,
+        seen_keys: SeenKeys | None = None,
         name: str | None = None,
     ) -> None:
         self.table: Table = get_table(table)
@@ -414,6 +415,8 @@ class TableReader:
         self.on_reject = on_reject
         self.normalize_blanks = normalize_blanks
         self.check_primary_key = check_primary_key
+        # Readers of parts of one file share one set; by default each pass has its own.
+        self.seen_keys = seen_keys
         self.rejected: list[RejectedRow] = []
         self.rows_read = 0  # records yielded
         self.line_number = 0  # line of the last record yielded (header is line 1)
@@ -512,7 +515,9 @@ class TableReader:
         parse_row = _compile_row_parser(table, self.normalize_blanks)
         derive = _DERIVERS.get(table.name)
         primary_key = table.primary_key
-        seen = _SeenKeys() if self.check_primary_key else None
+        seen = None
+        if self.check_primary_key:
+            seen = self.seen_keys if self.seen_keys is not None else SeenKeys()
         line_number = 1
         for line in lines:
             line_number += 1

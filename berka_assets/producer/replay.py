@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import json
 import logging
 import signal
 import threading
@@ -30,8 +31,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from berka_assets.berka.reader import RejectedRow, TableReader
 from berka_assets.messages import trans_message
+from berka_assets.producer.blocks import BlockReader, RowBlock, shift_row
+from berka_assets.producer.columnar import finish_bodies
 from berka_assets.producer.encoding import choose_encoder, dlq_message
 from berka_assets.producer.options import ReplayConfig
 from berka_assets.producer.pacing import Pacer
@@ -56,7 +61,8 @@ _PERMANENT_ERRORS = {
     "RECORD_LIST_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "_INVALID_ARG",
 }
 
-_RECORD, _REJECT, _SKIP = 0, 1, 2
+_RECORD, _REJECT, _SKIP, _BLOCK = 0, 1, 2, 3
+BLOCK_MESSAGES = 8192  # messages per produce_batch call: the unit of position and of stops
 _SKIPPED = object()  # payload of a row left out by the date range
 
 
@@ -293,19 +299,6 @@ def _cyclic_gc_paused(pause: bool) -> Iterator[None]:
         gc.enable()
 
 
-def _shift(row: RejectedRow, skip: int) -> RejectedRow:
-    """The row with line numbers of the whole file: the reader only saw it after `skip`."""
-    if not skip:
-        return row
-    line = row.line + skip
-    # The reason is the reader's "<file>: line <n>: ..." text; fix its line number too.
-    prefix = f"{row.file}: line {row.line}:"
-    reason = row.reason
-    if reason.startswith(prefix):
-        reason = f"{row.file}: line {line}:{reason[len(prefix):]}"
-    return RejectedRow(row.file, line, row.raw, reason)
-
-
 class _Entry:
     """One message (or one row with no message) in line order; its method is the callback."""
 
@@ -328,6 +321,100 @@ class _Entry:
                 self.replay.dead_lettered += 1
         else:
             self.replay.delivery_failed(self, err, msg)
+
+
+class _Batch:
+    """The messages of one RowBlock in flight; done when every report came back positive.
+    Positions move block by block: `line` is the block's last line."""
+
+    __slots__ = ("block", "done", "failed_lines", "kind", "last_trans_id", "line", "pending",
+                 "records", "rejects", "replay")
+
+    def __init__(self, replay: _Replay, block: RowBlock) -> None:
+        self.replay = replay
+        self.block = block
+        self.kind = _BLOCK
+        self.line = block.last_line
+        self.records = len(block)
+        self.rejects = len(block.rejects)
+        self.last_trans_id = int(block.trans_ids[-1]) if self.records else None
+        self.pending = self.records + self.rejects
+        self.done = self.pending == 0
+        self.failed_lines: list[int] = []  # lines whose message failed for good
+
+    def delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self.replay.delivered += 1
+            self.pending -= 1
+            if not self.pending:
+                self.done = True
+                self.block = None  # type: ignore[assignment] - its rows are no longer needed
+        else:
+            trans_id = json.loads(msg.value())["trans_id"]
+            retry = _BatchRetry(self, self.block.line_of(trans_id), trans_id, _RECORD)
+            self.replay.delivery_failed(retry, err, msg)
+
+    def dead_letter_delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self.replay.dead_lettered += 1
+            self.pending -= 1
+            if not self.pending:
+                self.done = True
+                self.block = None  # type: ignore[assignment]
+        else:
+            line = json.loads(msg.value())["line"]
+            self.replay.delivery_failed(_BatchRetry(self, line, None, _REJECT), err, msg)
+
+
+class _BatchRetry(_Entry):
+    """A message of a batch that failed once: resent on its own, reported to its batch."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch: _Batch, line: int, trans_id: int | None, kind: int) -> None:
+        super().__init__(batch.replay, line, trans_id, kind)
+        self.batch = batch
+
+    def delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            if self.kind == _RECORD:
+                self.batch.delivered(None, msg)
+            else:
+                self.batch.dead_letter_delivered(None, msg)
+        else:
+            self.replay.delivery_failed(self, err, msg)
+
+
+class _QueueFull:
+    """The error of a message that found the local queue full (retried like a failure)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def name(self) -> str:
+        return "_QUEUE_FULL"
+
+    def fatal(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"local queue full: {self.text}"
+
+
+class _Unsent:
+    """A message produce_batch did not queue, shaped like a delivery report's message."""
+
+    def __init__(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._topic, self._key, self._value = topic, key, value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
 
 
 def run_replay(
@@ -387,6 +474,7 @@ class _Replay:
         self.position: Position | None = None
         self.position_saved: Position | None = None
         self.t0 = time.monotonic()
+        self.drained = False  # every produced message acknowledged, delivered or failed
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -479,7 +567,7 @@ class _Replay:
 
     @staticmethod
     def _take(rejects: list[RejectedRow], skip: int) -> Iterator[tuple[int, RejectedRow]]:
-        rows = [_shift(row, skip) for row in rejects]
+        rows = [shift_row(row, skip) for row in rejects]
         rejects.clear()
         return ((row.line, row) for row in rows)
 
@@ -530,17 +618,21 @@ class _Replay:
                 self._next_tick = self._next_progress = self.t0
                 self._next_log = self.t0 + options.log_interval_s
                 self._next_save = self.t0 + POSITION_EVERY_S
-                schedule = self.pacer.schedule(
-                    self._records(stream, uri, start),
-                    lambda item: item[1]["date"] if type(item[1]) is dict else None,
-                )
-                try:
-                    with _cyclic_gc_paused(not self.pacer.paced):
-                        self._send_all(schedule)
-                finally:
-                    close = getattr(schedule, "close", None)
-                    if close is not None:
-                        close()
+                if not self.pacer.paced and hasattr(stream, "read"):
+                    with _cyclic_gc_paused(True):
+                        self._send_blocks(self._blocks(stream, uri, start))
+                else:
+                    schedule = self.pacer.schedule(
+                        self._records(stream, uri, start),
+                        lambda item: item[1]["date"] if type(item[1]) is dict else None,
+                    )
+                    try:
+                        with _cyclic_gc_paused(not self.pacer.paced):
+                            self._send_all(schedule)
+                    finally:
+                        close = getattr(schedule, "close", None)
+                        if close is not None:
+                            close()
             self._drain()
         except BaseException:
             # Interrupted hard (second signal) or broken: keep what is known to be delivered.
@@ -640,6 +732,103 @@ class _Replay:
         if self.stop_reason is None:
             self.stop_reason = "date_to" if self.date_to_reached else "end of source"
 
+    def _blocks(self, stream: Any, uri: str, start: Position) -> Iterator[RowBlock]:
+        """Blocks of lines after the start position, limited to the date range."""
+        header = stream.readline()
+        # The header is checked (and an empty file reported) exactly as the per-row path does.
+        for _ in TableReader([header], "trans", strict=False, name=uri):
+            pass
+        skip = start.last_line - 1
+        if skip > 0:
+            self._skip_lines(iter(stream.readline, b""), skip, start, uri)
+        reader = BlockReader(stream, header, max(start.last_line, 1) + 1, uri)
+        for block in reader:
+            self.encoder = reader.encoder_name
+            block, self.date_to_reached = block.within(self.date_from, self.date_to)
+            yield from block.split(BLOCK_MESSAGES)
+            if self.date_to_reached:
+                return
+
+    def _send_blocks(self, blocks: Iterator[RowBlock]) -> None:
+        """Full speed: each block's messages in one produce_batch call (librdkafka queues them
+        without a Python call per message), its dead letters one by one."""
+        options = self.options
+        limit = options.max_messages if options.max_messages is not None else -1
+        producer = self.producer
+        topic = options.topic
+        room = int(options.producer_overrides()["queue.buffering.max.messages"])
+        produced = 0
+        for block in blocks:
+            if produced == limit:
+                self.stop_reason = "max_messages"
+                break
+            if limit >= 0 and produced + len(block) >= limit:
+                block = block.head(limit - produced)
+            self.skipped += block.skipped
+            if self.first_trans_id is None and len(block):
+                self.first_trans_id = int(block.trans_ids[0])
+            while len(producer) + len(block) > room:
+                producer.poll(0.05)
+                if self._tick():
+                    break
+            if self.stop_reason is not None:
+                break
+            batch = _Batch(self, block)
+            self.inflight.append(batch)
+            if len(block):
+                suffix = f"{time.time_ns() // 1_000_000:d}}}".encode()
+                if isinstance(block.bodies, list):
+                    values = [body + suffix for body in block.bodies]
+                else:
+                    values = finish_bodies(block.bodies, suffix)
+                messages = [{"value": value, "key": key}
+                            for value, key in zip(values, block.keys, strict=True)]
+                try:
+                    queued = producer.produce_batch(topic, messages,
+                                                    on_delivery=batch.delivered)
+                except Exception as error:  # noqa: BLE001 - KafkaException: fatal, stop
+                    self.fatal_error = f"produce failed: {error}"
+                    break
+                if queued < len(messages):
+                    self._unqueued(batch, topic, messages)
+                produced += len(messages)
+            for row in block.rejects:
+                self._dead_letter_of(batch, row)
+            self.produced = produced
+            producer.poll(0)
+            if self._tick():
+                break
+        self.produced = produced
+        if self.stop_reason is None and produced == limit:
+            self.stop_reason = "max_messages"
+        if self.stop_reason is None:
+            self._tick()
+        if self.stop_reason is None:
+            self.stop_reason = "date_to" if self.date_to_reached else "end of source"
+
+    def _unqueued(self, batch: _Batch, topic: str, messages: list[dict[str, Any]]) -> None:
+        """Messages produce_batch could not queue (it marks them with '_error'): through the
+        same retry path as a failed delivery."""
+        for message in messages:
+            error = message.get("_error")
+            if error is not None:
+                unsent = _Unsent(topic, message["key"], message["value"])
+                trans_id = json.loads(message["value"])["trans_id"]
+                retry = _BatchRetry(batch, batch.block.line_of(trans_id), trans_id, _RECORD)
+                self.delivery_failed(retry, error, unsent)
+
+    def _dead_letter_of(self, batch: _Batch, row: RejectedRow) -> None:
+        self.rejected += 1
+        self.log.warning(f"malformed row sent to {self.options.dlq_topic}: {row.reason}")
+        value = dlq_message(row)
+        try:
+            self.producer.produce(self.options.dlq_topic, value,
+                                  on_delivery=batch.dead_letter_delivered)
+        except BufferError as error:
+            retry = _BatchRetry(batch, row.line, None, _REJECT)
+            self.delivery_failed(retry, _QueueFull(str(error)),
+                                 _Unsent(self.options.dlq_topic, None, value))
+
     def _dead_letter(self, line: int, row: RejectedRow) -> bool:
         self.rejected += 1
         self.log.warning(f"malformed row sent to {self.options.dlq_topic}: {row.reason}")
@@ -725,7 +914,12 @@ class _Replay:
         while inflight and inflight[0].done:
             entry = inflight.popleft()
             line = entry.line
-            if entry.kind == _RECORD:
+            if entry.kind == _BLOCK:
+                if entry.records:
+                    trans_id = entry.last_trans_id
+                sent += entry.records
+                rejected += entry.rejects
+            elif entry.kind == _RECORD:
                 trans_id = entry.trans_id
                 sent += 1
             elif entry.kind == _REJECT:
@@ -756,6 +950,8 @@ class _Replay:
             self.to_resend.append((entry, msg.topic(), msg.key(), msg.value()))
             return
         self.failed += 1
+        if isinstance(entry, _BatchRetry):
+            entry.batch.failed_lines.append(entry.line)
         if len(self.failures) < REPORTED_FAILURES:
             self.failures.append(DeliveryFailure(
                 entry.line, entry.trans_id, msg.topic(), str(err), entry.attempts))
@@ -827,6 +1023,7 @@ class _Replay:
                 self._next_save = now + POSITION_EVERY_S
                 self._save_position(final=False)
             if left == 0 and not self.to_resend:
+                self.drained = True
                 return
             if now >= deadline:
                 self.failed += left
@@ -837,8 +1034,30 @@ class _Replay:
                 self.producer.flush(1.0)
                 return
 
+    def _advance_into_failed_batch(self) -> None:
+        """After a complete drain every message of the first unfinished block is either
+        delivered or failed for good: move the position to just before its first failed line
+        (block by block alone, a resume would resend the block's delivered rows)."""
+        if not self.drained or not self.inflight:
+            return
+        batch = self.inflight[0]
+        if batch.kind != _BLOCK or not batch.failed_lines or batch.block is None:
+            return
+        first_failed = min(batch.failed_lines)
+        block = batch.block
+        records = int(np.searchsorted(block.lines, first_failed))
+        rejects = sum(1 for row in block.rejects if row.line < first_failed)
+        position = self.position
+        assert position is not None
+        self.position = position.advanced(
+            last_line=first_failed - 1,
+            last_trans_id=int(block.trans_ids[records - 1]) if records else position.last_trans_id,
+            sent=position.sent + records, rejected=position.rejected + rejects,
+        )
+
     def _finish(self, uri: str, start: Position) -> ReplayResult:
         self._advance()
+        self._advance_into_failed_batch()
         elapsed = time.monotonic() - self.t0
         self._report(self.t0 + elapsed, final=True)
         self._save_position(final=True)

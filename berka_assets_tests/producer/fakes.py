@@ -75,6 +75,13 @@ class FakeProducer:
         if self.on_produce is not None:
             self.on_produce(self.produced)
 
+    def produce_batch(self, topic: str, messages: list[dict[str, Any]],
+                      on_delivery: Any = None) -> int:
+        for message in messages:
+            self.produce(topic, message["value"], message.get("key"),
+                         on_delivery=message.get("callback", on_delivery))
+        return len(messages)
+
     def _deliver(self, batch: list[tuple[FakeMessage, Any]]) -> None:
         self.rng.shuffle(batch)
         for message, callback in batch:

@@ -70,7 +70,7 @@ def test_n_rows_give_exactly_n_valid_messages_keyed_by_account(
 ) -> None:
     n = 5000
     result = _replay(topics, kafka, positions, max_messages=n)
-    assert result.ok and result.delivered == n and result.encoder == "fast"
+    assert result.ok and result.delivered == n and result.encoder == "columnar"
     assert result.first_trans_id == 695247 and result.position.last_line == n + 1
     assert sum(o.high for o in result.offsets) == n
 
