@@ -25,6 +25,8 @@ setup(
         f"dagster-mysql=={DAGSTER_LIBS}",
         f"pyspark[connect]=={SPARK}",
         "pandas>=2.2,<3",  # pyspark 4.2 does not support pandas 3 yet
+        "pyarrow==26.0.1",  # also the producer's columnar encoder (pyspark[connect] needs it)
+        "numpy==2.4.6",  # the producer's seen-trans_id bitmap (np.bitwise_count: numpy>=2)
         "confluent-kafka==2.16.1",
         "PyHive==0.7.0",
         "thrift==0.25.0",
