@@ -11,7 +11,7 @@ ledger's visible_at, set right after the trend rebuild) - the producer's send ti
 (sent_at_ms in the message). Prints p50 / p95 / max per path.
 
     python bench/bench_latency.py --path sensor --rate 20 --seconds 120
-    python bench/bench_latency.py --path streaming --rate 1000 --seconds 60
+    python bench/bench_latency.py --path streaming --rate 1000 --seconds 60 --warmup-seconds 20
 
 Needs the local stack (`berka-stack up`).
 """
@@ -58,20 +58,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def latencies(spark: SparkSession, ledger: BatchLedger, database: str) -> list[float]:
+def latencies(spark: SparkSession, ledger: BatchLedger, database: str,
+              sent_from: float = 0.0) -> list[float]:
+    """Latency of every record sent at or after `sent_from` (epoch seconds)."""
     visible = {batch: at.replace(tzinfo=dt.UTC).timestamp() for batch, at in
                ledger.visibility().items()}
     rows = spark.sql(f"SELECT batch_id, sent_at_ms FROM `{database}`.enriched_transactions"
                      ).collect()
     return [visible[row.batch_id] - row.sent_at_ms / 1000 for row in rows
-            if row.batch_id in visible]
+            if row.batch_id in visible and row.sent_at_ms / 1000 >= sent_from]
 
 
-def wait_until_visible(ledger: BatchLedger, topic: str, sent: int, timeout: float) -> None:
+def wait_until_visible(ledger: BatchLedger, topic: str, sent: int, timeout: float,
+                       job: StreamingJob | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ledger.totals(topic).consumed >= sent and ledger.invisible_batches() == 0:
             return
+        if job is not None and job.pid() is None:
+            raise SystemExit(f"the streaming job stopped; its log: {job.log_path()}")
         time.sleep(1)
     raise SystemExit(f"not all {sent} records became visible within {timeout:.0f} s")
 
@@ -106,6 +111,9 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=5, help="sensor interval (s)")
     parser.add_argument("--run-per", choices=["partition", "tick"], default="tick")
     parser.add_argument("--trigger-seconds", type=float, default=1.0)
+    parser.add_argument("--warmup-seconds", type=float, default=0.0,
+                        help="produce this long first and report the records sent after it "
+                             "separately (steady state: a fresh JVM's first batches are slow)")
     args = parser.parse_args()
     load_secrets_into_environment()
     settings = load_settings()
@@ -129,23 +137,30 @@ def main() -> None:
             job.start()
         try:
             source = BerkaSourceResource(folder=settings.data_dir, s3=s3_resource(settings.s3))
+            steady_from = time.time() + args.warmup_seconds
             result = run_replay(
                 ReplayConfig(topic=name, pacing="rate", rate=args.rate, jitter="none",
-                             max_seconds=args.seconds, start="beginning"),
+                             max_seconds=args.warmup_seconds + args.seconds,
+                             start="beginning"),
                 kafka=KafkaResource(), source=source, positions=MemoryPositionStore(),
             )
             print(f"  sent {result.delivered:,} at {result.rate:,.0f} msg/s")
-            wait_until_visible(ledger, name, result.delivered, timeout=300)
+            wait_until_visible(ledger, name, result.delivered, timeout=300, job=job)
             values = latencies(spark, ledger, name)
+            steady = latencies(spark, ledger, name, sent_from=steady_from)
         finally:
             if worker is not None:
                 os.killpg(worker.pid, signal.SIGTERM)  # the daemon and the runs it launched
                 worker.wait(60)
             if job is not None:
                 job.stop()
-    print(f"  records measured: {len(values):,}")
-    print(f"  latency p50 {percentile(values, 0.50):.2f} s, p95 {percentile(values, 0.95):.2f} s, "
-          f"max {max(values):.2f} s, mean {statistics.mean(values):.2f} s")
+    groups = [("all records", values)]
+    if args.warmup_seconds:
+        groups.append((f"after the {args.warmup_seconds:g} s warm-up", steady))
+    for label, group in groups:
+        print(f"  {label}: {len(group):,} records, latency p50 {percentile(group, 0.50):.2f} s, "
+              f"p95 {percentile(group, 0.95):.2f} s, max {max(group):.2f} s, "
+              f"mean {statistics.mean(group):.2f} s")
     spark.sql(f"DROP DATABASE IF EXISTS `{name}` CASCADE")
     ledger.reset()
     KafkaResource().admin().delete_topics([name])

@@ -5,9 +5,11 @@ Run with spark-submit (or `berka-stack up streaming-job`):
     spark-submit spark_streaming/job.py --trigger-seconds 2
 
 It applies the same functions as the Dagster micro-batches (berka_assets.transformations) and
-commits through the same exactly-once step (berka_assets.spark_jobs.microbatch.run_batch):
-foreachBatch hands each trigger's records to it, the batch ledger in MySQL trims anything already
-committed, so a batch replayed after a crash replaces and never adds. It writes its own Hive
+commits through the same batch ledger (berka_assets.spark_jobs.stream_batch.run_stream_batch):
+foreachBatch hands each trigger's records to it, the ledger in MySQL trims anything already
+committed, so a batch replayed after a crash replaces and never adds. For latency it keeps the
+committed trans_ids and the trend cube in memory (rebuilt from the tables at start) instead of
+re-reading the enriched table in every batch. It writes its own Hive
 database (BERKA_STREAM_HIVE_DATABASE, default `berka_stream`) and claims it in the ledger, so the
 two paths can never double-count into one set of tables.
 """
@@ -23,18 +25,19 @@ import time
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
+from berka_assets import transformations as T
 from berka_assets.config import load_secrets_into_environment, load_settings, secret, var_dir
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.kafka_source import OffsetRange
 from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import read_reference, run_batch
+from berka_assets.spark_jobs.microbatch import read_reference
+from berka_assets.spark_jobs.stream_batch import load_committed_state, run_stream_batch
 from berka_assets.spark_jobs.stream_metrics import StreamMetrics
 from spark_streaming.metrics import progress_listener
 from spark_streaming.reference_cache import ReferenceCache
+from spark_streaming.trend_publisher import TrendPublisher
 
 WRITER = "spark-streaming"
 log = logging.getLogger("berka.streaming")
@@ -53,14 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="re-read the MySQL reference tables this often, without a restart")
     parser.add_argument("--starting-offsets", default="earliest")
     return parser.parse_args(argv)
-
-
-def batch_ranges(batch: DataFrame, topic: str) -> list[OffsetRange]:
-    """The offsets a streaming batch holds, per partition (contiguous: no transactions used)."""
-    rows = batch.groupBy("partition").agg(
-        F.min("offset").alias("first"), F.max("offset").alias("last")
-    ).collect()
-    return [OffsetRange(topic, row.partition, row.first, row.last + 1) for row in rows]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,30 +81,30 @@ def main(argv: list[str] | None = None) -> int:
     metrics.ensure_table()
     spark.streams.addListener(progress_listener(metrics))
     reference = ReferenceCache(
-        lambda: read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties()),
+        read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties()),
         refresh_seconds=args.reference_refresh_seconds,
     )
     kafka_options = kafka.spark_options()
 
+    state = load_committed_state(spark, tables, ledger)
+    log.info("committed state loaded: %s trend cube rows", len(state.cube))
+    publisher = TrendPublisher(tables, ledger)
+
     def process(batch: DataFrame, epoch_id: int) -> None:
         started = time.monotonic()
-        batch = batch.persist()  # read from Kafka once, used for ranges and for the write
-        try:
-            ranges = batch_ranges(batch, args.topic)
-            if not ranges:
-                return
-            # The batch lives in a cloned session; its temp views must be made there too.
-            result = run_batch(
-                batch.sparkSession, kafka_options=kafka_options, requested=ranges,
-                reference=reference.get(), tables=tables, ledger=ledger, records=batch,
-                prepared=True,
-            )
-        finally:
-            batch.unpersist()
+        publisher.raise_if_failed()
+        # The batch lives in a cloned session; its temp views must be made there too.
+        result = run_stream_batch(batch.sparkSession, classified=batch, topic=args.topic,
+                                  tables=tables, ledger=ledger, state=state,
+                                  publish=publisher.publish)
+        reference.refresh_if_due()  # after the batch: the next one plans with the new data
+        if result is None:
+            return
         log.info(
-            "epoch %s: %s records, %s enriched, %s quarantined, batch %s in %.2f s",
+            "epoch %s: %s records, %s enriched, %s quarantined, batch %s in %.2f s (%s)",
             epoch_id, result.records, result.enriched_rows, result.quarantined_rows,
             result.batch_id or "(already committed)", time.monotonic() - started,
+            ", ".join(f"{step} {s:.2f}" for step, s in result.seconds.items()),
         )
 
     records = (
@@ -122,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         .load()
     )
     Path(args.checkpoint).mkdir(parents=True, exist_ok=True)
+    # Parse, validate and enrich are part of the stream's plan, analyzed once here rather than
+    # in every batch (0.3-0.5 s each on this machine).
+    classified = T.classify(records, reference.data)
     query = (
-        records.writeStream.queryName(f"berka_{args.hive_database}")
+        classified.writeStream.queryName(f"berka_{args.hive_database}")
         .foreachBatch(process)
         .option("checkpointLocation", args.checkpoint)
         .trigger(processingTime=f"{args.trigger_seconds} seconds")
@@ -145,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         stopping.wait(1.0)
     if stopping.is_set():
         _stop_between_batches(query)
+    publisher.close()  # the last committed batches' trends, before Spark goes
     exception = query.exception()
     spark.stop()
     if exception is not None:

@@ -1,33 +1,44 @@
-"""The MySQL reference tables, cached in Spark and re-read on an interval without a restart."""
+"""The MySQL reference tables and the account profiles, cached in Spark, re-read on an interval.
+
+The DataFrames stay the same objects for the life of the job: the stream's plan is built on them
+once, and Spark substitutes cached data each time it plans a micro-batch, so a refresh (uncache,
+re-read, cache again) reaches the next batch without a restart.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import fields
 
-from berka_assets.transformations import ReferenceData
+from berka_assets import transformations as T
 
 log = logging.getLogger("berka.streaming")
 
 
 class ReferenceCache:
-    def __init__(self, load: Callable[[], ReferenceData], refresh_seconds: float) -> None:
-        self._load = load
+    def __init__(self, reference: T.ReferenceData, refresh_seconds: float) -> None:
+        # The profiles are cached too: a batch then joins one small cached relation.
+        self.data = dataclasses.replace(reference, profiles=T.account_profiles(reference))
         self._refresh_seconds = refresh_seconds
-        self._current: ReferenceData | None = None
         self._loaded_at = 0.0
+        self._load()
 
-    def get(self) -> ReferenceData:
-        if self._current is None or time.monotonic() - self._loaded_at >= self._refresh_seconds:
-            fresh = self._load()
-            frames = {f.name: getattr(fresh, f.name).cache() for f in fields(fresh)}
-            counts = {name: frame.count() for name, frame in frames.items()}  # materialize now
-            previous, self._current = self._current, ReferenceData(**frames)
-            self._loaded_at = time.monotonic()
-            if previous is not None:
-                for f in fields(previous):
-                    getattr(previous, f.name).unpersist()
-            log.info("reference tables (re)loaded from MySQL: %s", counts)
-        return self._current
+    def _frames(self) -> dict[str, object]:
+        return {f.name: getattr(self.data, f.name) for f in dataclasses.fields(self.data)}
+
+    def _load(self) -> None:
+        counts = {}
+        for name, frame in self._frames().items():
+            counts[name] = frame.cache().count()  # read from MySQL now, not in a batch
+        self._loaded_at = time.monotonic()
+        log.info("reference tables (re)loaded from MySQL: %s", counts)
+
+    def refresh_if_due(self) -> bool:
+        """Re-read MySQL if the interval has passed; True if it did."""
+        if time.monotonic() - self._loaded_at < self._refresh_seconds:
+            return False
+        for frame in self._frames().values():
+            frame.unpersist(blocking=True)
+        self._load()
+        return True

@@ -352,6 +352,12 @@ class SeenKeys:
         self._bits = bytearray(1 << 13)
         self._large: set[int] = set()
 
+    def __contains__(self, key: int) -> bool:
+        if key >= self._BITMAP_LIMIT:
+            return key in self._large
+        index = key >> 3
+        return index < len(self._bits) and bool(self._bits[index] & (1 << (key & 7)))
+
     def add(self, key: int) -> bool:
         """Record `key`; True if it had been seen before."""
         if key >= self._BITMAP_LIMIT:

@@ -39,13 +39,9 @@ DUPLICATES_DDL = _batch_table_ddl(
     T.DUPLICATE_TYPES, "Work table of the micro-batches: the staged records that are duplicates"
 )
 
-TREND_DDL = {
-    "monthly_trend": "year INT, month INT, transaction_count BIGINT, "
-                     "transaction_amount DECIMAL(25,2)",
-    "yearly_trend": "year INT, transaction_count BIGINT, transaction_amount DECIMAL(25,2)",
-    "trans_by_age_gender": "age_band STRING, gender STRING, transaction_count BIGINT, "
-                           "total_amount DECIMAL(25,2), avg_amount DECIMAL(25,2)",
-}
+# The trend cube (transformations.trend_cube) is the one trend table written: the three trends
+# are views over it, so one write updates them together and they always agree with each other.
+CUBE_DDL = "CREATE TABLE IF NOT EXISTS {table} (" + T.CUBE_SCHEMA + ") USING parquet"
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +80,10 @@ class HiveTables:
     def duplicates(self) -> str:
         return f"`{self.database}`.batch_duplicates"
 
+    @property
+    def cube(self) -> str:
+        return f"`{self.database}`.trend_cube"
+
     def trend(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
@@ -95,10 +95,16 @@ class HiveTables:
         spark.sql(QUARANTINE_DDL.format(table=self.quarantine))
         spark.sql(STAGING_DDL.format(table=self.staging))
         spark.sql(DUPLICATES_DDL.format(table=self.duplicates))
-        for name, columns in TREND_DDL.items():
-            spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {self.trend(name)} ({columns}) USING parquet"
-            )
+        spark.sql(CUBE_DDL.format(table=self.cube))
+        kinds = {table.name: table.tableType for table in spark.catalog.listTables(self.database)}
+        for name, trend in T.TRENDS.items():
+            if kinds.get(name, "VIEW") != "VIEW":
+                # A trend table of an earlier release: the view replaces it (the data is in
+                # enriched_transactions; the next rebuild fills the cube).
+                spark.sql(f"DROP TABLE {self.trend(name)}")
+            # Always replaced, so a changed definition reaches existing databases.
+            spark.sql(f"CREATE OR REPLACE VIEW {self.trend(name)} AS "
+                      f"{trend.view_sql(self.cube)}")
 
     def batch_ids(self, spark: SparkSession, table: str) -> set[str]:
         rows = spark.sql(f"SHOW PARTITIONS {table}").collect()
@@ -149,19 +155,31 @@ class HiveTables:
             f"SELECT {', '.join(T.DUPLICATE_COLUMNS)} FROM duplicates"
         )
         duplicates = spark.table(self.duplicates).where(F.col("batch_id") == batch_id)
-        T.with_duplicate_reasons(staged, duplicates.drop("batch_id")).createOrReplaceTempView(
-            "final_batch"
-        )
-        spark.sql(
-            f"INSERT OVERWRITE TABLE {self.enriched} {partition} "
-            f"SELECT {', '.join(T.ENRICHED_COLUMNS)} FROM final_batch WHERE reason IS NULL"
-        )
-        spark.sql(
-            f"INSERT OVERWRITE TABLE {self.quarantine} {partition} "
-            f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} FROM final_batch WHERE reason IS NOT NULL"
-        )
+        self.write_final(spark, T.with_duplicate_reasons(staged, duplicates.drop("batch_id")),
+                         batch_id)
         log.info("batch %s: classified and staged in %.2f s, de-duplicated and copied in %.2f s",
                  batch_id, staged_at - started, time.monotonic() - staged_at)
+
+    def write_final(self, spark: SparkSession, final: DataFrame, batch_id: str, *,
+                    all_valid: bool = False) -> None:
+        """Replace the batch's enriched and quarantine partitions with `final`'s records (each
+        with its reason, null for a valid one), in one statement over one read of `final`.
+
+        `all_valid`: the caller knows no record has a reason, and that the batch's quarantine
+        partition does not exist: the enriched partition alone is written (~0.25 s less)."""
+        partition = f"PARTITION (batch_id='{_check(batch_id)}')"
+        final.createOrReplaceTempView("final_batch")
+        if all_valid:
+            spark.sql(f"INSERT OVERWRITE TABLE {self.enriched} {partition} "
+                      f"SELECT {', '.join(T.ENRICHED_COLUMNS)} FROM final_batch")
+            return
+        spark.sql(
+            f"FROM final_batch "
+            f"INSERT OVERWRITE TABLE {self.enriched} {partition} "
+            f"SELECT {', '.join(T.ENRICHED_COLUMNS)} WHERE reason IS NULL "
+            f"INSERT OVERWRITE TABLE {self.quarantine} {partition} "
+            f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} WHERE reason IS NOT NULL"
+        )
 
     def batch_counts(self, spark: SparkSession, batch_id: str) -> WrittenCounts:
         """What was written for the batch, read back in one query: per Kafka partition
@@ -192,14 +210,13 @@ class HiveTables:
     def rebuild_trends(self, spark: SparkSession) -> None:
         """Trends are always an aggregate of the whole enriched table, rewritten in full."""
         # One scan of the enriched table; the small cube is cached for the three trends.
-        cube = T.trend_cube(spark.table(self.enriched)).persist()
-        try:
-            for name, aggregate in T.TRENDS.items():
-                view = f"trend_{name}"
-                aggregate(cube).createOrReplaceTempView(view)
-                spark.sql(f"INSERT OVERWRITE TABLE {self.trend(name)} SELECT * FROM {view}")
-        finally:
-            cube.unpersist()
+        self.write_trends(spark, T.trend_cube(spark.table(self.enriched)))
+
+    def write_trends(self, spark: SparkSession, cube: DataFrame) -> None:
+        """The trends from a trend cube: one write of the cube table the trend views read."""
+        cube.createOrReplaceTempView("new_trend_cube")
+        columns = ", ".join(T.CUBE_COLUMNS)
+        spark.sql(f"INSERT OVERWRITE TABLE {self.cube} SELECT {columns} FROM new_trend_cube")
 
 
 def _drop_partition(spark: SparkSession, table: str, batch_id: str) -> None:

@@ -154,14 +154,22 @@ class BatchLedger:
                      commit.quarantined_rows, now),
                 )
 
-    def mark_visible(self) -> None:
-        """The trend tables were just rebuilt from every committed batch: all are visible now
-        (this is where the latency of their records ends)."""
+    def mark_visible(self, batch_ids: Iterable[str] | None = None) -> None:
+        """The trend tables were just rebuilt from every committed batch (or from those of
+        `batch_ids` and earlier ones): they are visible now (where their records' latency ends)."""
+        only = ""
+        parameters: tuple = (_now(), self.hive_database)
+        if batch_ids is not None:
+            batch_ids = list(batch_ids)
+            if not batch_ids:
+                return
+            only = f" AND batch_id IN ({', '.join(['%s'] * len(batch_ids))})"
+            parameters += tuple(batch_ids)
         with self._connect() as connection, connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE microbatch_ledger SET visible_at = %s "
-                "WHERE hive_database = %s AND visible_at IS NULL",
-                (_now(), self.hive_database),
+                f"WHERE hive_database = %s AND visible_at IS NULL{only}",
+                parameters,
             )
 
     def invisible_batches(self) -> int:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from berka_assets import transformations as T
@@ -91,21 +91,13 @@ def run_batch(
     reference: T.ReferenceData,
     tables: HiveTables,
     ledger: BatchLedger,
-    records: DataFrame | None = None,
-    prepared: bool = False,
 ) -> BatchResult:
-    """Process `requested` exactly once. `records` lets the streaming job pass its own batch.
-
-    `prepared`: the caller, the only writer of these tables for its whole life, has created
-    them and dropped any crashed batch's leftovers once at start; each batch then skips that.
-    """
+    """Process `requested` exactly once (the streaming job has its own: stream_batch)."""
     seconds: dict[str, float] = {}
     started = time.monotonic()
     topic = requested[0].topic
 
     def prepare() -> tuple[set[str], list[OffsetRange]]:
-        if prepared:
-            return set(), from_frontier(requested, ledger.frontiers(topic))
         ledger.ensure_table()  # first, so an unreachable MySQL fails fast and clearly
         tables.ensure(spark)
         dropped = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
@@ -122,10 +114,7 @@ def run_batch(
                            seconds=seconds)
 
     batch_id = batch_id_for(processed)
-    if records is None:
-        records = read_offset_ranges(spark, kafka_options, processed)
-    else:
-        records = _restrict(records, processed)
+    records = read_offset_ranges(spark, kafka_options, processed)
     # Earlier batches only: a recomputation after our own write must not see our rows.
     committed_ids = spark.table(tables.enriched).where(F.col("batch_id") != batch_id)
     classified = T.classify(records, reference)
@@ -159,17 +148,6 @@ def run_batch(
         dropped_leftovers=sorted(leftovers),
         seconds=seconds,
     )
-
-
-def _restrict(records: DataFrame, ranges: list[OffsetRange]) -> DataFrame:
-    condition = F.lit(False)
-    for r in ranges:
-        condition = condition | (
-            (F.col("partition") == r.partition)
-            & (F.col("offset") >= r.start)
-            & (F.col("offset") < r.end)
-        )
-    return records.where(condition)
 
 
 class MicrobatchError(RuntimeError):

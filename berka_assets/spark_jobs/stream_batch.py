@@ -1,0 +1,219 @@
+"""The streaming job's exactly-once batch, in few Spark statements for low latency.
+
+Same tables, same functions and the same ledger as the Dagster micro-batch (microbatch.run_batch),
+but the streaming job is the only writer of its database for its whole life (it holds the
+writer claim), so it may keep two things between batches instead of re-reading every enriched
+row in every batch:
+
+- the committed valid trans_ids (a bitmap), so de-duplication against earlier batches looks up
+  the batch's ids in memory instead of joining the whole enriched table;
+- the trend cube of everything committed, so the trends of a batch are the cube plus the
+  batch's own cube (counts and exact decimal sums add up) instead of a scan of the enriched
+  table.
+
+Both are rebuilt from the committed tables when the job starts (after the leftovers of a crashed
+batch are dropped), and both only change after a batch's ledger commit, so a crash anywhere
+loses nothing and counts nothing twice: the replayed batch is trimmed by the ledger as in
+run_batch. A batch is three Spark statements: classify + collect the narrow columns, one write
+of the enriched partition (a multi-insert with the quarantine one, and a count read-back, when
+a record has a reason) and, meanwhile, the batch's own trend cube. The trend tables are written
+from the new cube after the commit, by the caller (the streaming job: in the background).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from berka_assets import transformations as T
+from berka_assets.berka.reader import SeenKeys
+from berka_assets.spark_jobs.hive_tables import HiveTables, WrittenCounts
+from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
+from berka_assets.spark_jobs.microbatch import (
+    BatchResult,
+    MicrobatchError,
+    _timed,
+    batch_id_for,
+    from_frontier,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CommittedState:
+    """The committed valid trans_ids and the trend cube of one Hive database's enriched table."""
+
+    trans_ids: SeenKeys
+    cube: list[tuple]  # rows of transformations.trend_cube, in T.CUBE_SCHEMA's order
+
+    @classmethod
+    def load(cls, spark: SparkSession, tables: HiveTables) -> CommittedState:
+        enriched = spark.table(tables.enriched)
+        trans_ids = SeenKeys()
+        for row in enriched.select("trans_id").toLocalIterator():
+            trans_ids.add(row.trans_id)
+        return cls(trans_ids, [tuple(row) for row in T.trend_cube(enriched).collect()])
+
+    def cube_frame(self, spark: SparkSession) -> DataFrame:
+        return spark.createDataFrame(self.cube, T.CUBE_SCHEMA)
+
+
+def load_committed_state(spark: SparkSession, tables: HiveTables,
+                         ledger: BatchLedger) -> CommittedState:
+    """The state from the committed tables, and the trends written from it: at start this
+    repairs a crash between a commit and its trends."""
+    state = CommittedState.load(spark, tables)
+    tables.write_trends(spark, state.cube_frame(spark))
+    ledger.mark_visible()
+    return state
+
+
+def requested_ranges(topic: str, narrow: list[Row]) -> list[OffsetRange]:
+    """The offsets a streaming batch holds, per partition (contiguous: no transactions used)."""
+    bounds: dict[int, list[int]] = {}
+    for row in narrow:
+        low_high = bounds.setdefault(row.kafka_partition, [row.kafka_offset, row.kafka_offset])
+        low_high[0] = min(low_high[0], row.kafka_offset)
+        low_high[1] = max(low_high[1], row.kafka_offset)
+    return [OffsetRange(topic, partition, low, high + 1)
+            for partition, (low, high) in sorted(bounds.items())]
+
+
+def run_stream_batch(
+    spark: SparkSession,
+    *,
+    classified: DataFrame,
+    topic: str,
+    tables: HiveTables,
+    ledger: BatchLedger,
+    state: CommittedState,
+    publish: Callable[[SparkSession, list[tuple], str], None],
+) -> BatchResult | None:
+    """Process one foreachBatch of classified records (transformations.classify applied to
+    the stream once, so a batch does not analyze that plan again) exactly once; None for an
+    empty batch.
+
+    The batch ends at its ledger commit: `publish(spark, cube, batch_id)` then gets the
+    committed cube, which includes this batch, to write the trends and mark it visible (the
+    streaming job does so in the background, see spark_streaming/trend_publisher.py)."""
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    classified = classified.persist()
+    try:
+        # Narrow columns of every record: the offsets, the ids to de-duplicate, and what the
+        # batch adds to the trend cube (no second Spark job for that when nothing is quarantined).
+        narrow = _timed(seconds, "classify", lambda: classified.select(
+            "kafka_partition", "kafka_offset", "trans_id",
+            F.col("reason").isNull().alias("valid"), *T.CUBE_KEYS, "amount",
+        ).collect())
+        if not narrow:
+            return None
+        requested = requested_ranges(topic, narrow)
+        processed = from_frontier(requested, _timed(seconds, "frontier",
+                                                    lambda: ledger.frontiers(topic)))
+        if not processed:
+            log.info("offsets %s are already committed", requested)
+            return BatchResult(None, requested, [], seconds=seconds)
+        batch = classified
+        if processed != requested:  # a replayed batch, partly committed before a crash
+            starts = {r.partition: r.start for r in processed}
+            narrow = [row for row in narrow
+                      if row.kafka_offset >= starts.get(row.kafka_partition, 1 << 62)]
+            batch = classified.where(_in_ranges(processed))
+        batch_id = batch_id_for(processed)
+
+        valid = [row.trans_id for row in narrow if row.valid]
+        valid_ids = set(valid)
+        committed = [trans_id for trans_id in sorted(valid_ids) if trans_id in state.trans_ids]
+        # No reason and no repeated or committed trans_id: nothing can be quarantined (the
+        # usual case), so the quarantine insert is skipped. This job is the only writer, and
+        # it drops uncommitted partitions at start: no stale quarantine partition can exist.
+        all_valid = (len(valid) == len(narrow) == len(valid_ids)) and not committed
+        final = batch
+        if not all_valid:
+            seen = spark.createDataFrame([(trans_id,) for trans_id in committed],
+                                         "trans_id BIGINT")
+            final = T.with_duplicate_reasons(batch, T.duplicate_reasons(batch, seen))
+        _timed(seconds, "write", lambda: tables.write_final(spark, final, batch_id,
+                                                             all_valid=all_valid))
+        if all_valid:
+            cube_rows = _timed(seconds, "cube", lambda: cube_of(narrow))
+            # Every record was written to enriched: the counts are the records read, which
+            # the check below compares with the offsets (retention or compaction).
+            per_partition: dict[int, tuple[int, int]] = {}
+            for row in narrow:
+                enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
+                per_partition[row.kafka_partition] = (enriched + 1, 0)
+            counts = WrittenCounts(per_partition, {})
+        else:
+            counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
+            cube_rows = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
+                spark.table(tables.enriched).where(F.col("batch_id") == batch_id)).collect()])
+        commits = []
+        for offset_range in processed:
+            enriched, quarantined = counts.per_partition.get(offset_range.partition, (0, 0))
+            if enriched + quarantined != offset_range.count:
+                raise MicrobatchError(
+                    f"batch {batch_id}: partition {offset_range.partition} wrote "
+                    f"{enriched + quarantined} records for {offset_range.count} offsets "
+                    f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were "
+                    "offsets deleted by retention or compaction?"
+                )
+            commits.append(PartitionCommit(offset_range, enriched, quarantined))
+        _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
+        # Committed: the batch's valid ids are now all committed (a duplicate's id is its
+        # winner's), and its enriched rows join the cube.
+        for trans_id in valid_ids:
+            state.trans_ids.add(trans_id)
+        state.cube = add_cubes(state.cube, cube_rows)
+        _timed(seconds, "publish", lambda: publish(spark, state.cube, batch_id))
+    finally:
+        _timed(seconds, "unpersist", classified.unpersist)
+    seconds["total"] = time.monotonic() - started
+    return BatchResult(
+        batch_id=batch_id,
+        requested=requested,
+        processed=processed,
+        enriched_rows=sum(c.enriched_rows for c in commits),
+        quarantined_rows=sum(c.quarantined_rows for c in commits),
+        reasons=counts.reasons,
+        seconds=seconds,
+    )
+
+
+def cube_of(rows: Sequence[Row]) -> list[tuple]:
+    """transformations.trend_cube of rows already collected (each with the cube keys and
+    `amount`), all enriched: one row per key with the count and the exact decimal sum."""
+    return add_cubes([], [(*(row[key] for key in T.CUBE_KEYS), 1, row["amount"])
+                          for row in rows])
+
+
+def add_cubes(cube: Sequence[tuple], other: Sequence[tuple]) -> list[tuple]:
+    """The sum of two trend cubes (rows of transformations.trend_cube, in T.CUBE_SCHEMA's
+    column order): per key, counts and exact decimal amounts add up."""
+    keys = len(T.CUBE_KEYS)
+    totals: dict[tuple, list] = {}
+    for row in (*cube, *other):
+        total = totals.setdefault(tuple(row[:keys]), [0, Decimal(0)])
+        total[0] += row[keys]
+        total[1] += row[keys + 1]
+    return [(*key, count, amount) for key, (count, amount) in totals.items()]
+
+
+def _in_ranges(ranges: list[OffsetRange]) -> Column:
+    condition = F.lit(False)
+    for r in ranges:
+        condition = condition | (
+            (F.col("kafka_partition") == r.partition)
+            & (F.col("kafka_offset") >= r.start)
+            & (F.col("kafka_offset") < r.end)
+        )
+    return condition
