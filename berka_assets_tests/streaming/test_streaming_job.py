@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +14,12 @@ import pytest
 
 from berka_assets.config import REPO_ROOT, Settings
 from berka_assets.sensors.streaming_health import build_streaming_health_sensor
+from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets.spark_jobs.ledger import WriterConflict
 from berka_assets.stack import process
 from berka_assets.stack.spark import StreamingJob
 from berka_assets_tests import independent
-from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
+from berka_assets_tests.streaming.harness import Pipeline, as_plain, encode, spark_session
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +112,67 @@ def test_kill_9_mid_stream_then_restart_from_checkpoint(
     assert as_plain(stream_run.stream.trends(spark)) == independent.trends(
         SAMPLE, SAMPLE_TRANS, _first_ids(SAMPLE_TRANS, second)
     )
+
+
+def test_reference_tables_refresh_without_a_restart(
+    stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An account added to MySQL while the job runs is known after the refresh interval."""
+    reference_db = f"berka_test_{uuid.uuid4().hex[:10]}"
+    pipeline = Pipeline(stack, SAMPLE, mysql_database=reference_db)
+    pipeline.load_reference()
+    monkeypatch.setenv("BERKA_MYSQL_DATABASE", reference_db)  # the job's reference and ledger
+    stream = Pipeline(stack, SAMPLE, topic=pipeline.topic, mysql_database=reference_db)
+    job = StreamingJob(stack, "--topic", pipeline.topic, "--hive-database", stream.hive_database,
+                       "--checkpoint", str(tmp_path / "checkpoint"), "--trigger-seconds", "1",
+                       "--reference-refresh-seconds", "2")
+    new_account = 987_654
+    message = {"account_id": new_account, "date": dt.date(1995, 5, 1), "type": "PRIJEM",
+               "operation": "VKLAD", "amount": Decimal("10.00"), "balance": Decimal("10.00"),
+               "k_symbol": None, "bank": None, "account": None}
+
+    def send(trans_id: int) -> None:
+        pipeline.produce_raw([encode({**message, "trans_id": trans_id})],
+                             key=str(new_account).encode())
+
+    def wait_for(consumed: int) -> None:
+        deadline = time.monotonic() + 180
+        while stream.ledger().totals(pipeline.topic).consumed < consumed:
+            assert job.pid() is not None, process.tail(job.log_path())
+            assert time.monotonic() < deadline, process.tail(job.log_path())
+            time.sleep(0.5)
+
+    spark = spark_session(stack)
+    try:
+        job.start()
+        send(90_000_001)
+        wait_for(1)
+        assert stream.counts(spark) == (0, 1)  # unknown account: quarantined
+        with stream.mysql.connect(autocommit=True) as connection, connection.cursor() as cursor:
+            cursor.execute("INSERT INTO account (account_id, district_id, frequency, `date`) "
+                           "VALUES (%s, 1, 'POPLATEK MESICNE', '1993-01-01')", (new_account,))
+            cursor.execute("INSERT INTO client (client_id, birth_number, district_id, gender, "
+                           "birth_date) VALUES (%s, '705413', 1, 'F', '1970-04-13')",
+                           (new_account,))
+            cursor.execute("INSERT INTO disp (disp_id, client_id, account_id, type) "
+                           "VALUES (%s, %s, %s, 'OWNER')", (new_account, new_account, new_account))
+        time.sleep(2.5)
+        # The refresh runs after a batch (never under one): this batch still has the old data,
+        # the next one the new.
+        send(90_000_002)
+        wait_for(2)
+        send(90_000_003)
+        wait_for(3)
+        table = HiveTables(stream.hive_database).enriched
+        enriched = spark.sql(f"SELECT trans_id, gender, age_band FROM {table}").collect()
+        assert [(r.trans_id, r.gender, r.age_band) for r in enriched] == [
+            (90_000_003, "F", "20-29")]
+        assert "reference tables (re)loaded" in process.tail(job.log_path(), lines=400)
+    finally:
+        job.stop()
+        stream.drop(spark)
+        with stream.mysql.connect(autocommit=True) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{reference_db}`")
 
 
 def _first_ids(path: Path, count: int) -> set[int]:
