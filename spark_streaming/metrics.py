@@ -20,7 +20,11 @@ def progress_listener(metrics: StreamMetrics):
 
         def onQueryProgress(self, event) -> None:
             try:
-                metrics.record(json.loads(event.progress.json))
+                progress = json.loads(event.progress.json)
+                # Where a trigger's time went (addBatch is the foreachBatch function).
+                log.info("trigger %s durations (ms): %s", progress.get("batchId"),
+                         progress.get("durationMs"))
+                metrics.record(progress)
             except Exception as error:  # noqa: BLE001 - metrics must never stop the stream
                 log.warning("metrics not recorded: %s", error)
 
