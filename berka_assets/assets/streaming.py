@@ -87,8 +87,8 @@ _ENRICHMENT_DEPS = [reference_key(table) for table in REFERENCE_TABLES]
         *[
             dg.AssetSpec(
                 hive_key(table),
-                description=f"{table}: an aggregate of enriched_transactions, rebuilt by each "
-                "micro-batch.",
+                description=f"{table}: an aggregate of enriched_transactions (a view over "
+                "trend_cube, which each micro-batch rebuilds).",
                 group_name="trends",
                 kinds={"spark", "hive"},
                 deps=[hive_key("enriched_transactions")],
