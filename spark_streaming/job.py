@@ -37,7 +37,6 @@ from berka_assets.spark_jobs.stream_batch import load_committed_state, run_strea
 from berka_assets.spark_jobs.stream_metrics import StreamMetrics
 from spark_streaming.metrics import progress_listener
 from spark_streaming.reference_cache import ReferenceCache
-from spark_streaming.trend_publisher import TrendPublisher
 
 WRITER = "spark-streaming"
 log = logging.getLogger("berka.streaming")
@@ -88,15 +87,12 @@ def main(argv: list[str] | None = None) -> int:
 
     state = load_committed_state(spark, tables, ledger)
     log.info("committed state loaded: %s trend cube rows", len(state.cube))
-    publisher = TrendPublisher(tables, ledger)
 
     def process(batch: DataFrame, epoch_id: int) -> None:
         started = time.monotonic()
-        publisher.raise_if_failed()
         # The batch lives in a cloned session; its temp views must be made there too.
         result = run_stream_batch(batch.sparkSession, classified=batch, topic=args.topic,
-                                  tables=tables, ledger=ledger, state=state,
-                                  publish=publisher.publish)
+                                  tables=tables, ledger=ledger, state=state)
         reference.refresh_if_due()  # after the batch: the next one plans with the new data
         if result is None:
             return
@@ -143,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         stopping.wait(1.0)
     if stopping.is_set():
         _stop_between_batches(query)
-    publisher.close()  # the last committed batches' trends, before Spark goes
     exception = query.exception()
     spark.stop()
     if exception is not None:

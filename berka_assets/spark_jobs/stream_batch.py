@@ -14,17 +14,18 @@ row in every batch:
 Both are rebuilt from the committed tables when the job starts (after the leftovers of a crashed
 batch are dropped), and both only change after a batch's ledger commit, so a crash anywhere
 loses nothing and counts nothing twice: the replayed batch is trimmed by the ledger as in
-run_batch. A batch is three Spark statements: classify + collect the narrow columns, one write
-of the enriched partition (a multi-insert with the quarantine one, and a count read-back, when
-a record has a reason) and, meanwhile, the batch's own trend cube. The trend tables are written
-from the new cube after the commit, by the caller (the streaming job: in the background).
+run_batch. A usual batch (nothing to quarantine) is three Spark statements: classify + collect
+the narrow columns, then, concurrently, the enriched partition and the new trend cube (the trend
+tables are views over it); then the ledger commit. A batch with something to quarantine writes
+enriched and quarantine in one multi-insert, reads the counts back, commits, then writes the cube.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -95,15 +96,12 @@ def run_stream_batch(
     tables: HiveTables,
     ledger: BatchLedger,
     state: CommittedState,
-    publish: Callable[[SparkSession, list[tuple], str], None],
 ) -> BatchResult | None:
     """Process one foreachBatch of classified records (transformations.classify applied to
     the stream once, so a batch does not analyze that plan again) exactly once; None for an
     empty batch.
 
-    The batch ends at its ledger commit: `publish(spark, cube, batch_id)` then gets the
-    committed cube, which includes this batch, to write the trends and mark it visible (the
-    streaming job does so in the background, see spark_streaming/trend_publisher.py)."""
+    The batch is visible (its trends written, its ledger rows marked) when this returns."""
     seconds: dict[str, float] = {}
     started = time.monotonic()
     classified = classified.persist()
@@ -142,39 +140,54 @@ def run_stream_batch(
             seen = spark.createDataFrame([(trans_id,) for trans_id in committed],
                                          "trans_id BIGINT")
             final = T.with_duplicate_reasons(batch, T.duplicate_reasons(batch, seen))
-        _timed(seconds, "write", lambda: tables.write_final(spark, final, batch_id,
-                                                             all_valid=all_valid))
         if all_valid:
-            cube_rows = _timed(seconds, "cube", lambda: cube_of(narrow))
-            # Every record was written to enriched: the counts are the records read, which
-            # the check below compares with the offsets (retention or compaction).
-            per_partition: dict[int, tuple[int, int]] = {}
-            for row in narrow:
-                enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
-                per_partition[row.kafka_partition] = (enriched + 1, 0)
-            counts = WrittenCounts(per_partition, {})
+            # Nothing can be quarantined, so the new trend cube is known before the write: it
+            # is written beside the enriched partition, concurrently (the trends are then
+            # visible when the batch commits, with no write after it). Like the partition it
+            # counts only once the ledger commits; should anything fail before that, the
+            # committed cube is put back (and a restart rebuilds it from the tables anyway).
+            new_cube = add_cubes(state.cube, cube_of(narrow))
+            cube_touched = False
+            try:
+                with ThreadPoolExecutor(1, thread_name_prefix="cube-write") as pool:
+                    cube_frame = spark.createDataFrame(new_cube, T.CUBE_SCHEMA)
+                    cube_touched = True
+                    cube_write = pool.submit(tables.write_trends, spark, cube_frame)
+                    try:
+                        _timed(seconds, "write", lambda: tables.write_final(
+                            spark, final, batch_id, all_valid=True))
+                    finally:
+                        _timed(seconds, "trends", cube_write.result)
+                # Every record went to enriched: the counts are the records read, which the
+                # check below compares with the offsets (retention or compaction).
+                per_partition: dict[int, tuple[int, int]] = {}
+                for row in narrow:
+                    enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
+                    per_partition[row.kafka_partition] = (enriched + 1, 0)
+                counts = WrittenCounts(per_partition, {})
+                commits = _commits(batch_id, processed, counts)
+                _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
+            except BaseException:
+                if cube_touched:
+                    _restore_cube(spark, tables, state)
+                raise
         else:
+            _timed(seconds, "write", lambda: tables.write_final(spark, final, batch_id))
             counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
-            cube_rows = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
+            batch_cube = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
                 spark.table(tables.enriched).where(F.col("batch_id") == batch_id)).collect()])
-        commits = []
-        for offset_range in processed:
-            enriched, quarantined = counts.per_partition.get(offset_range.partition, (0, 0))
-            if enriched + quarantined != offset_range.count:
-                raise MicrobatchError(
-                    f"batch {batch_id}: partition {offset_range.partition} wrote "
-                    f"{enriched + quarantined} records for {offset_range.count} offsets "
-                    f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were "
-                    "offsets deleted by retention or compaction?"
-                )
-            commits.append(PartitionCommit(offset_range, enriched, quarantined))
-        _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
+            new_cube = add_cubes(state.cube, batch_cube)
+            commits = _commits(batch_id, processed, counts)
+            _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
+            # After the commit; a crash before this write is repaired when the job restarts.
+            _timed(seconds, "trends", lambda: tables.write_trends(
+                spark, spark.createDataFrame(new_cube, T.CUBE_SCHEMA)))
         # Committed: the batch's valid ids are now all committed (a duplicate's id is its
-        # winner's), and its enriched rows join the cube.
+        # winner's), and the trends show the new cube.
         for trans_id in valid_ids:
             state.trans_ids.add(trans_id)
-        state.cube = add_cubes(state.cube, cube_rows)
-        _timed(seconds, "publish", lambda: publish(spark, state.cube, batch_id))
+        state.cube = new_cube
+        _timed(seconds, "visible", lambda: ledger.mark_visible([batch_id]))
     finally:
         _timed(seconds, "unpersist", classified.unpersist)
     seconds["total"] = time.monotonic() - started
@@ -187,6 +200,30 @@ def run_stream_batch(
         reasons=counts.reasons,
         seconds=seconds,
     )
+
+
+def _commits(batch_id: str, processed: list[OffsetRange],
+             counts: WrittenCounts) -> list[PartitionCommit]:
+    commits = []
+    for offset_range in processed:
+        enriched, quarantined = counts.per_partition.get(offset_range.partition, (0, 0))
+        if enriched + quarantined != offset_range.count:
+            raise MicrobatchError(
+                f"batch {batch_id}: partition {offset_range.partition} wrote "
+                f"{enriched + quarantined} records for {offset_range.count} offsets "
+                f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were "
+                "offsets deleted by retention or compaction?"
+            )
+        commits.append(PartitionCommit(offset_range, enriched, quarantined))
+    return commits
+
+
+def _restore_cube(spark: SparkSession, tables: HiveTables, state: CommittedState) -> None:
+    """Best effort: the trends back to the committed cube after a failed batch."""
+    try:
+        tables.write_trends(spark, state.cube_frame(spark))
+    except Exception as error:  # noqa: BLE001 - the batch's own error is the one to raise
+        log.error("could not put the committed trend cube back (a restart will): %s", error)
 
 
 def cube_of(rows: Sequence[Row]) -> list[tuple]:
