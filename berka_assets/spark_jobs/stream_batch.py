@@ -12,10 +12,12 @@ row in every batch:
   table.
 
 Both are rebuilt from the committed tables when the job starts (after the leftovers of a crashed
-batch are dropped), and both only change after a batch's ledger commit, so a crash anywhere
-loses nothing and counts nothing twice: the replayed batch is trimmed by the ledger as in
-run_batch. A usual batch (nothing to quarantine) is three Spark statements: classify + collect
-the narrow columns, then, concurrently, the enriched partition and the new trend cube (the trend
+batch are dropped, and the trend cube table is rewritten from them), and in memory both only
+change after a batch's ledger commit, so a crash anywhere loses nothing and counts nothing
+twice: the replayed batch is trimmed by the ledger as in run_batch.
+
+A usual batch (nothing to quarantine) is three Spark statements: classify + collect the narrow
+columns, then, concurrently, the enriched partition and the new trend cube (the trend
 tables are views over it); then the ledger commit. A batch with something to quarantine writes
 enriched and quarantine in one multi-insert, reads the counts back, commits, then writes the cube.
 """
