@@ -32,17 +32,10 @@ import pyarrow.csv as csv
 
 from berka_assets.berka import schema
 from berka_assets.berka.reader import SeenKeys, _date
-from berka_assets.messages import trans_message
+from berka_assets.producer.encoding import FAST_ENCODER_MATCHES_CONTRACT
 
-# The contract's layout this module writes; the replay does not use it if that changes.
-_LAYOUT = (
-    "schema_version", "trans_id", "account_id", "date", "type", "operation", "amount", "balance",
-    "k_symbol", "bank", "account", "event_date", "sent_at_ms",
-)
-MATCHES_CONTRACT = (
-    tuple(name for name, _ in trans_message.FIELDS) == _LAYOUT
-    and trans_message.SCHEMA_VERSION == 1
-)
+# The contract's layout this module writes is the fast per-row encoder's: same check.
+MATCHES_CONTRACT = FAST_ENCODER_MATCHES_CONTRACT
 
 _INT = r"0|[1-9][0-9]{0,17}"  # no leading zero: the text is then the JSON number
 # Money as money_text writes it: two decimals, no leading zero, no "-0.00" (all of which the
@@ -95,9 +88,6 @@ class EncodedBlock:
     keys: list[bytes]
     trans_ids: np.ndarray  # int64
     dates: pa.Array  # date32, for the date range
-
-    def __len__(self) -> int:
-        return len(self.keys)
 
 
 class ColumnarEncoder:

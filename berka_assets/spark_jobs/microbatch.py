@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from berka_assets import transformations as T
-from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_assets.spark_jobs.hive_tables import HiveTables, WrittenCounts
 from berka_assets.spark_jobs.kafka_source import OffsetRange, read_offset_ranges
 from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
 
@@ -122,17 +122,7 @@ def run_batch(
         spark, classified, batch_id, committed_ids.select("trans_id")))
 
     counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
-    commits = []
-    for offset_range in processed:
-        enriched, quarantined = counts.per_partition.get(offset_range.partition, (0, 0))
-        if enriched + quarantined != offset_range.count:
-            raise MicrobatchError(
-                f"batch {batch_id}: partition {offset_range.partition} read "
-                f"{enriched + quarantined} records for {offset_range.count} offsets "
-                f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were offsets "
-                "deleted by retention or compaction?"
-            )
-        commits.append(PartitionCommit(offset_range, enriched, quarantined))
+    commits = partition_commits(batch_id, processed, counts)
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
     _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
     ledger.mark_visible()
@@ -148,6 +138,24 @@ def run_batch(
         dropped_leftovers=sorted(leftovers),
         seconds=seconds,
     )
+
+
+def partition_commits(batch_id: str, processed: list[OffsetRange],
+                      counts: WrittenCounts) -> list[PartitionCommit]:
+    """The ledger rows of a batch, refusing when a partition's rows do not add up to its
+    offsets (records missing from Kafka: retention or compaction)."""
+    commits = []
+    for offset_range in processed:
+        enriched, quarantined = counts.per_partition.get(offset_range.partition, (0, 0))
+        if enriched + quarantined != offset_range.count:
+            raise MicrobatchError(
+                f"batch {batch_id}: partition {offset_range.partition} read "
+                f"{enriched + quarantined} records for {offset_range.count} offsets "
+                f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were offsets "
+                "deleted by retention or compaction?"
+            )
+        commits.append(PartitionCommit(offset_range, enriched, quarantined))
+    return commits
 
 
 class MicrobatchError(RuntimeError):

@@ -38,13 +38,13 @@ from berka_assets import transformations as T
 from berka_assets.berka.reader import SeenKeys
 from berka_assets.spark_jobs.hive_tables import HiveTables, WrittenCounts
 from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
+from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.spark_jobs.microbatch import (
     BatchResult,
-    MicrobatchError,
     _timed,
     batch_id_for,
     from_frontier,
+    partition_commits,
 )
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,11 @@ class CommittedState:
             trans_ids.add(row.trans_id)
         return cls(trans_ids, [tuple(row) for row in T.trend_cube(enriched).collect()])
 
-    def cube_frame(self, spark: SparkSession) -> DataFrame:
-        return spark.createDataFrame(self.cube, T.CUBE_SCHEMA)
+
+
+def cube_frame(spark: SparkSession, cube: Sequence[tuple]) -> DataFrame:
+    """Rows of a trend cube (T.CUBE_SCHEMA's order) as a small local DataFrame."""
+    return spark.createDataFrame(list(cube), T.CUBE_SCHEMA)
 
 
 def load_committed_state(spark: SparkSession, tables: HiveTables,
@@ -74,7 +77,7 @@ def load_committed_state(spark: SparkSession, tables: HiveTables,
     """The state from the committed tables, and the trends written from it: at start this
     repairs a crash between a commit and its trends."""
     state = CommittedState.load(spark, tables)
-    tables.write_trends(spark, state.cube_frame(spark))
+    tables.write_trends(spark, cube_frame(spark, state.cube))
     ledger.mark_visible()
     return state
 
@@ -152,9 +155,9 @@ def run_stream_batch(
             cube_touched = False
             try:
                 with ThreadPoolExecutor(1, thread_name_prefix="cube-write") as pool:
-                    cube_frame = spark.createDataFrame(new_cube, T.CUBE_SCHEMA)
+                    new_cube_frame = cube_frame(spark, new_cube)
                     cube_touched = True
-                    cube_write = pool.submit(tables.write_trends, spark, cube_frame)
+                    cube_write = pool.submit(tables.write_trends, spark, new_cube_frame)
                     try:
                         _timed(seconds, "write", lambda: tables.write_final(
                             spark, final, batch_id, all_valid=True))
@@ -167,7 +170,7 @@ def run_stream_batch(
                     enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
                     per_partition[row.kafka_partition] = (enriched + 1, 0)
                 counts = WrittenCounts(per_partition, {})
-                commits = _commits(batch_id, processed, counts)
+                commits = partition_commits(batch_id, processed, counts)
                 _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
             except BaseException:
                 if cube_touched:
@@ -179,11 +182,11 @@ def run_stream_batch(
             batch_cube = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
                 spark.table(tables.enriched).where(F.col("batch_id") == batch_id)).collect()])
             new_cube = add_cubes(state.cube, batch_cube)
-            commits = _commits(batch_id, processed, counts)
+            commits = partition_commits(batch_id, processed, counts)
             _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
             # After the commit; a crash before this write is repaired when the job restarts.
             _timed(seconds, "trends", lambda: tables.write_trends(
-                spark, spark.createDataFrame(new_cube, T.CUBE_SCHEMA)))
+                spark, cube_frame(spark, new_cube)))
         # Committed: the batch's valid ids are now all committed (a duplicate's id is its
         # winner's), and the trends show the new cube.
         for trans_id in valid_ids:
@@ -204,26 +207,10 @@ def run_stream_batch(
     )
 
 
-def _commits(batch_id: str, processed: list[OffsetRange],
-             counts: WrittenCounts) -> list[PartitionCommit]:
-    commits = []
-    for offset_range in processed:
-        enriched, quarantined = counts.per_partition.get(offset_range.partition, (0, 0))
-        if enriched + quarantined != offset_range.count:
-            raise MicrobatchError(
-                f"batch {batch_id}: partition {offset_range.partition} wrote "
-                f"{enriched + quarantined} records for {offset_range.count} offsets "
-                f"[{offset_range.start}, {offset_range.end}); refusing to commit. Were "
-                "offsets deleted by retention or compaction?"
-            )
-        commits.append(PartitionCommit(offset_range, enriched, quarantined))
-    return commits
-
-
 def _restore_cube(spark: SparkSession, tables: HiveTables, state: CommittedState) -> None:
     """Best effort: the trends back to the committed cube after a failed batch."""
     try:
-        tables.write_trends(spark, state.cube_frame(spark))
+        tables.write_trends(spark, cube_frame(spark, state.cube))
     except Exception as error:  # noqa: BLE001 - the batch's own error is the one to raise
         log.error("could not put the committed trend cube back (a restart will): %s", error)
 
