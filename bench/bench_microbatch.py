@@ -24,6 +24,7 @@ from pathlib import Path
 import dagster as dg
 from pyspark.sql import SparkSession
 
+from berka_assets import transformations as T
 from berka_assets.assets.reference import reference_tables
 from berka_assets.berka.generator import generate
 from berka_assets.config import load_secrets_into_environment, load_settings, secret
@@ -35,7 +36,7 @@ from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_assets.spark_jobs.kafka_source import OffsetRange, read_offset_ranges
 from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.spark_jobs.microbatch import read_reference, run_batch
 from berka_assets.stack.kafka import ensure_topics
@@ -82,7 +83,18 @@ def bench_scale(scale: float, workdir: Path, spark: SparkSession) -> dict[str, f
     seconds = time.monotonic() - started
     assert batch.enriched_rows == rows and batch.quarantined_rows == 0, batch
     print(f"  one batch of {rows:,} records in {seconds:.1f} s = {rows / seconds:,.0f} rows/s; "
-          f"stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in batch.seconds.items()))
+          f"{batch.write_path}; stages: "
+          + ", ".join(f"{k} {v:.1f}s" for k, v in batch.seconds.items()))
+
+    # The floor on this machine: the same records read, parsed, validated and enriched into
+    # Spark's noop sink: no write, no read-back, no ledger, no trends.
+    started = time.monotonic()
+    records = read_offset_ranges(spark, kafka.spark_options(), ranges)
+    T.classify(records, reference).write.format("noop").mode("overwrite").save()
+    floor = time.monotonic() - started
+    print(f"  the same records into Spark's noop sink (read + parse + validate + enrich, nothing "
+          f"written): {floor:.1f} s = {rows / floor:,.0f} rows/s; the batch took "
+          f"{seconds / floor:.2f}x that")
 
     spark.sql(f"DROP DATABASE `{name}` CASCADE")
     ledger.reset()

@@ -140,6 +140,7 @@ def microbatch(
         "records": result.records,
         "consumer_lag": lag,
         "rows_per_second": round(result.records / elapsed, 1) if elapsed else 0.0,
+        "write_path": result.write_path or "(nothing written)",
         "seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in result.seconds.items()}),
     }
     yield dg.MaterializeResult(

@@ -4,7 +4,8 @@ Order of work, and why each crash point is safe:
 1. drop partitions of batches that never committed (a crash left them behind);
 2. start every partition at the ledger's committed frontier, whatever range was requested, so
    re-runs, duplicate ticks and overlapping ranges cannot count a record twice or skip one;
-3. write the batch's partitions (INSERT OVERWRITE: a retry replaces them);
+3. write the batch's partitions (INSERT OVERWRITE: a retry replaces them), in one pass over
+   Kafka unless the batch needs quarantine or de-duplication (write_batch);
 4. check the written counts add up to the offsets read, then commit the ledger rows in one
    MySQL transaction: only now do the rows count;
 5. rebuild the trend tables from the enriched table (also when there was nothing new, so a crash
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from berka_assets import transformations as T
@@ -31,6 +32,9 @@ from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
 log = logging.getLogger(__name__)
 
 REFERENCE_TABLES = ("account", "district", "disp", "client")
+WRITE_ONE_PASS = "one pass"
+WRITE_QUARANTINE_PASS = "one pass + quarantine pass"
+WRITE_STAGED = "staged (duplicates)"
 Result = TypeVar("Result")
 
 
@@ -44,6 +48,7 @@ class BatchResult:
     reasons: dict[str, int] = field(default_factory=dict)
     dropped_leftovers: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    write_path: str | None = None  # WRITE_*: how the partitions were written
 
     @property
     def records(self) -> int:
@@ -115,18 +120,14 @@ def run_batch(
 
     batch_id = batch_id_for(processed)
     records = read_offset_ranges(spark, kafka_options, processed)
-    # Earlier batches only: a recomputation after our own write must not see our rows.
-    committed_ids = spark.table(tables.enriched).where(F.col("batch_id") != batch_id)
-    classified = T.classify(records, reference)
-    _timed(seconds, "write", lambda: tables.write_batch(
-        spark, classified, batch_id, committed_ids.select("trans_id")))
-
-    counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
+    counts, write_path = write_batch(spark, records, reference, tables, batch_id, processed,
+                                     seconds)
     commits = partition_commits(batch_id, processed, counts)
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
     _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
     ledger.mark_visible()
-    tables.clear_batch_work(spark, batch_id)
+    if write_path == WRITE_STAGED:
+        tables.clear_batch_work(spark, batch_id)
     seconds["total"] = time.monotonic() - started
     return BatchResult(
         batch_id=batch_id,
@@ -137,7 +138,50 @@ def run_batch(
         reasons=counts.reasons,
         dropped_leftovers=sorted(leftovers),
         seconds=seconds,
+        write_path=write_path,
     )
+
+
+def write_batch(
+    spark: SparkSession,
+    records: DataFrame,
+    reference: T.ReferenceData,
+    tables: HiveTables,
+    batch_id: str,
+    processed: list[OffsetRange],
+    seconds: dict[str, float],
+) -> tuple[WrittenCounts, str]:
+    """Write the batch's partitions (uncommitted) and return what was written and how.
+
+    A usual batch costs one pass over its records: the valid ones go straight from Kafka to
+    the enriched partition (parsing dominates a batch; a second pass or a staging copy cost
+    40% more at 1M records). Then, on narrow columns of what was written:
+    - a trans_id written twice, or already committed: the batch is rewritten through the
+      staging table, which de-duplicates before anything is final (a re-sent range; rare);
+    - fewer rows than offsets: only the missing records are read again and classified, into
+      quarantine with their reasons.
+    The ledger's count check then holds either way: nothing is lost, nothing counted twice.
+    """
+    _timed(seconds, "write", lambda: tables.write_enriched(
+        spark, T.classify(records, reference), batch_id))
+    if _timed(seconds, "duplicates", lambda: tables.has_duplicates(spark, batch_id)):
+        log.info("batch %s repeats a trans_id; rewriting it through the staging table",
+                 batch_id)
+        # Earlier batches only: our own first write must not count as committed.
+        committed_ids = spark.table(tables.enriched).where(F.col("batch_id") != batch_id)
+        _timed(seconds, "staged write", lambda: tables.write_batch(
+            spark, T.classify(records, reference), batch_id, committed_ids.select("trans_id")))
+        return _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id)), \
+            WRITE_STAGED
+    counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
+    if all(counts.per_partition.get(r.partition, (0, 0))[0] == r.count for r in processed):
+        return counts, WRITE_ONE_PASS
+    rest = records.join(tables.written_offsets(spark, batch_id), ["partition", "offset"],
+                        "left_anti")
+    _timed(seconds, "quarantine", lambda: tables.write_quarantine(
+        spark, T.classify(rest, reference), batch_id))
+    return _timed(seconds, "recount", lambda: tables.batch_counts(spark, batch_id)), \
+        WRITE_QUARANTINE_PASS
 
 
 def partition_commits(batch_id: str, processed: list[OffsetRange],

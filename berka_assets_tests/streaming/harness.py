@@ -58,6 +58,8 @@ class Pipeline:
     hive_database: str = field(default_factory=lambda: f"t_{uuid.uuid4().hex[:10]}")
     cursor: str | None = None
     instance: dg.DagsterInstance = field(default_factory=dg.DagsterInstance.ephemeral)
+    # How each executed batch was written (microbatch.WRITE_*), in order.
+    write_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.mysql = MySQLResource(database=self.mysql_database,
@@ -120,10 +122,16 @@ class Pipeline:
         return result
 
     def execute(self, run_request: dg.RunRequest, *, raise_on_error: bool = True):
-        return self.job.execute_in_process(
+        result = self.job.execute_in_process(
             run_config=run_request.run_config, instance=self.instance, tags=run_request.tags,
             raise_on_error=raise_on_error,
         )
+        self.write_paths.extend(
+            event.materialization.metadata["write_path"].value
+            for event in result.get_asset_materialization_events()
+            if event.asset_key.path[-1] == "enriched_transactions"
+        )
+        return result
 
     def drain(self) -> list[dg.RunRequest]:
         """Tick and run every requested range until the sensor asks for nothing more."""

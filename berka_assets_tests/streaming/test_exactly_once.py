@@ -19,6 +19,11 @@ import pytest
 from berka_assets import transformations as T
 from berka_assets.berka.reader import read_table
 from berka_assets.config import REPO_ROOT, Settings, var_dir
+from berka_assets.spark_jobs.microbatch import (
+    WRITE_ONE_PASS,
+    WRITE_QUARANTINE_PASS,
+    WRITE_STAGED,
+)
 from berka_assets.stack import process
 from berka_assets.stack.kafka import Kafka
 from berka_assets.stack.mariadb import MariaDB
@@ -131,6 +136,7 @@ def test_poison_messages_are_quarantined_and_good_ones_counted_once(
     pipeline.produce_file(SAMPLE_TRANS, limit=good)
     pipeline.drain()
     pipeline.produce_raw(POISON)
+    pipeline.drain()  # poison alone: its batch needs the quarantine pass
     valid = {"trans_id": 99_999_999, "account_id": 1, "date": dt.date(1993, 5, 1),
              "type": "PRIJEM", "operation": "VKLAD", "amount": Decimal("10.00"),
              "balance": Decimal("10.00"), "k_symbol": None, "bank": None, "account": None}
@@ -147,6 +153,9 @@ def test_poison_messages_are_quarantined_and_good_ones_counted_once(
     spark = spark_session(stack)
     try:
         assert pipeline.counts(spark) == (good, len(POISON) + 3)
+        # Clean batches were written in one pass; the poison-only batch needed the quarantine
+        # pass, the one with a re-sent record the staged de-duplication.
+        assert set(pipeline.write_paths) == {WRITE_ONE_PASS, WRITE_QUARANTINE_PASS, WRITE_STAGED}
         reasons = {
             row.reason: row.n
             for row in spark.sql(
@@ -288,6 +297,7 @@ def test_kafka_restart_between_batches_and_mariadb_stop_during_a_run(stack: Sett
     try:
         # 4,000 + 6,000 messages; the re-sent 4,000 are quarantined as duplicates.
         assert pipeline.counts(spark) == (6_000, 4_000)
+        assert WRITE_STAGED in pipeline.write_paths
         assert as_plain(pipeline.trends(spark)) == independent.trends(
             SAMPLE, SAMPLE_TRANS, first_trans_ids(SAMPLE_TRANS, 6_000)
         )
