@@ -164,7 +164,7 @@ def write_batch(
     """
     _timed(seconds, "write", lambda: tables.write_enriched(
         spark, T.classify(records, reference), batch_id))
-    if _timed(seconds, "duplicates", lambda: tables.has_duplicates(spark, batch_id)):
+    if _timed(seconds, "duplicates", lambda: tables.has_duplicate_trans_ids(spark)):
         log.info("batch %s repeats a trans_id; rewriting it through the staging table",
                  batch_id)
         # Earlier batches only: our own first write must not count as committed.

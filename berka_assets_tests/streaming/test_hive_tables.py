@@ -1,12 +1,14 @@
-"""HiveTables.ensure on the real metastore: a current database costs no DDL, anything missing
-or out of date is repaired."""
+"""HiveTables on the real metastore: ensure (a current database costs no DDL, anything missing
+or out of date is repaired) and the duplicate check after a batch's write."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from pyspark.sql import functions as F
 
+from berka_assets import transformations as T
 from berka_assets.config import Settings
 from berka_assets.spark_jobs import hive_tables
 from berka_assets.spark_jobs.hive_tables import HiveTables
@@ -53,3 +55,38 @@ def test_ensure_skips_a_current_database_and_repairs_the_rest(
         assert tables._fingerprint(spark) == hive_tables.DDL_FINGERPRINT
     finally:
         run_sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
+
+
+def test_duplicate_trans_ids_are_found_within_a_batch_and_against_committed_ones(
+    stack: Settings,
+) -> None:
+    spark = spark_session(stack)
+    tables = HiveTables(f"t_{uuid.uuid4().hex[:10]}")
+
+    def write(batch_id: str, trans_ids: list[int]) -> None:
+        ids = spark.createDataFrame([(i,) for i in trans_ids], "trans_id BIGINT")
+        records = ids.select(
+            *(F.col("trans_id") if name == "trans_id" else F.lit(None).cast(kind).alias(name)
+              for name, kind in T.ENRICHED_TYPES.items()),
+            F.lit(None).cast("string").alias("reason"),
+        )
+        tables.write_enriched(spark, records, batch_id)
+
+    def drop(batch_id: str) -> None:
+        spark.sql(f"ALTER TABLE {tables.enriched} DROP PARTITION (batch_id='{batch_id}')")
+
+    try:
+        tables.ensure(spark)
+        assert not tables.has_duplicate_trans_ids(spark)  # empty
+        write("b1", [1, 2, 3, 32_768, 32_769])  # across a bitmap bucket boundary
+        assert not tables.has_duplicate_trans_ids(spark)
+        write("b2", [6, 6])
+        assert tables.has_duplicate_trans_ids(spark)
+        drop("b2")
+        write("b3", [40_000, 3])
+        assert tables.has_duplicate_trans_ids(spark)
+        drop("b3")
+        write("b4", [32_770, 10**12])
+        assert not tables.has_duplicate_trans_ids(spark)
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
