@@ -159,7 +159,7 @@ class HiveTables:
             for batch_id in sorted(self.batch_ids(spark, table)):
                 _drop_partition(spark, table, batch_id)
 
-    def write_batch(
+    def write_staged(
         self,
         spark: SparkSession,
         classified: DataFrame,

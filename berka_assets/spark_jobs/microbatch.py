@@ -169,7 +169,7 @@ def write_batch(
                  batch_id)
         # Earlier batches only: our own first write must not count as committed.
         committed_ids = spark.table(tables.enriched).where(F.col("batch_id") != batch_id)
-        _timed(seconds, "staged write", lambda: tables.write_batch(
+        _timed(seconds, "staged write", lambda: tables.write_staged(
             spark, T.classify(records, reference), batch_id, committed_ids.select("trans_id")))
         return _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id)), \
             WRITE_STAGED
