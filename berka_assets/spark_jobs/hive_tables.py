@@ -30,9 +30,10 @@ ENRICHED_DDL = _batch_table_ddl(
 QUARANTINE_DDL = _batch_table_ddl(
     T.QUARANTINE_TYPES, "Records that could not be enriched, with the raw payload and the reason"
 )
-# Every classified record of a batch, written once; the enriched and quarantine partitions are
-# then copied from here. Spark cannot overwrite a table it reads in the same statement, and the
-# de-duplication reads the enriched table: its result goes to a work table of its own too.
+# A batch that repeats a trans_id (rare: a re-sent range) is staged here with every classified
+# record, then de-duplicated and copied into the enriched and quarantine partitions. Spark
+# cannot overwrite a table it reads in the same statement, and the de-duplication reads the
+# enriched table: its result goes to a work table of its own too.
 STAGING_DDL = _batch_table_ddl(
     T.STAGED_TYPES, "Work table of the micro-batches: a batch is staged here, then copied"
 )
@@ -166,7 +167,8 @@ class HiveTables:
         batch_id: str,
         committed_trans_ids: DataFrame | None = None,
     ) -> None:
-        """Replace the batch's partitions: a re-run overwrites, never appends."""
+        """Replace the batch's partitions through the staging table, de-duplicated: the path of
+        a batch that repeats a trans_id (microbatch.write_batch). A re-run overwrites."""
         batch_id = _check(batch_id)
         started = time.monotonic()
         partition = f"PARTITION (batch_id='{batch_id}')"
