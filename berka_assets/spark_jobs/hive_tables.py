@@ -45,14 +45,17 @@ DUPLICATES_DDL = _batch_table_ddl(
 # are views over it, so one write updates them together and they always agree with each other.
 CUBE_DDL = "CREATE TABLE IF NOT EXISTS {table} (" + T.CUBE_SCHEMA + ") USING parquet"
 
+ENRICHED, QUARANTINE, STAGING, DUPLICATES, CUBE = (
+    "enriched_transactions", "quarantine", "batch_staging", "batch_duplicates", "trend_cube")
+# Every table of a pipeline database with its DDL, in creation order.
+TABLE_DDL = {ENRICHED: ENRICHED_DDL, QUARANTINE: QUARANTINE_DDL, STAGING: STAGING_DDL,
+             DUPLICATES: DUPLICATES_DDL, CUBE: CUBE_DDL}
 # Changes whenever a table or view definition does; HiveTables.ensure re-runs the DDL then.
 DDL_FINGERPRINT = hashlib.sha1("\n".join([
-    ENRICHED_DDL, QUARANTINE_DDL, STAGING_DDL, DUPLICATES_DDL, CUBE_DDL,
-    *(trend.view_sql("cube") for trend in T.TRENDS.values()),
+    *TABLE_DDL.values(), *(trend.view_sql(CUBE) for trend in T.TRENDS.values()),
 ]).encode()).hexdigest()[:16]
 _FINGERPRINT_KEY = "berka.ddl_fingerprint"
-_ALL_TABLES = {"enriched_transactions", "quarantine", "batch_staging", "batch_duplicates",
-               "trend_cube", *T.TRENDS}
+_ALL_TABLES = {*TABLE_DDL, *T.TRENDS}
 
 log = logging.getLogger(__name__)
 
@@ -77,26 +80,29 @@ class HiveTables:
 
     @property
     def enriched(self) -> str:
-        return f"`{self.database}`.enriched_transactions"
+        return self._qualified(ENRICHED)
 
     @property
     def quarantine(self) -> str:
-        return f"`{self.database}`.quarantine"
+        return self._qualified(QUARANTINE)
 
     @property
     def staging(self) -> str:
-        return f"`{self.database}`.batch_staging"
+        return self._qualified(STAGING)
 
     @property
     def duplicates(self) -> str:
-        return f"`{self.database}`.batch_duplicates"
+        return self._qualified(DUPLICATES)
 
     @property
     def cube(self) -> str:
-        return f"`{self.database}`.trend_cube"
+        return self._qualified(CUBE)
 
     def trend(self, name: str) -> str:
-        return f"`{self.database}`.`{name}`"
+        return self._qualified(name)
+
+    def _qualified(self, table: str) -> str:
+        return f"`{self.database}`.`{table}`"
 
     def ensure(self, spark: SparkSession) -> None:
         """Create the database, tables and trend views this release needs.
@@ -111,11 +117,8 @@ class HiveTables:
             tables = {}
         elif self._fingerprint(spark) == DDL_FINGERPRINT and set(tables) >= _ALL_TABLES:
             return
-        spark.sql(ENRICHED_DDL.format(table=self.enriched))
-        spark.sql(QUARANTINE_DDL.format(table=self.quarantine))
-        spark.sql(STAGING_DDL.format(table=self.staging))
-        spark.sql(DUPLICATES_DDL.format(table=self.duplicates))
-        spark.sql(CUBE_DDL.format(table=self.cube))
+        for name, ddl in TABLE_DDL.items():
+            spark.sql(ddl.format(table=self._qualified(name)))
         for name, trend in T.TRENDS.items():
             if tables.get(name, True) is False:
                 # A trend table of an earlier release: the view replaces it (the data is in

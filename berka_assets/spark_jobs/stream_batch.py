@@ -66,7 +66,6 @@ class CommittedState:
         return cls(trans_ids, [tuple(row) for row in T.trend_cube(enriched).collect()])
 
 
-
 def cube_frame(spark: SparkSession, cube: Sequence[tuple]) -> DataFrame:
     """Rows of a trend cube (T.CUBE_SCHEMA's order) as a small local DataFrame."""
     return spark.createDataFrame(list(cube), T.CUBE_SCHEMA)
