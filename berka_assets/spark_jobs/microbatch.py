@@ -164,7 +164,9 @@ def write_batch(
     """
     _timed(seconds, "write", lambda: tables.write_enriched(
         spark, T.classify(records, reference), batch_id))
-    if _timed(seconds, "duplicates", lambda: tables.has_duplicate_trans_ids(spark)):
+    counts, repeats = _timed(seconds, "count and duplicates",
+                             lambda: tables.counts_and_duplicates(spark, batch_id))
+    if repeats:
         log.info("batch %s repeats a trans_id; rewriting it through the staging table",
                  batch_id)
         # Earlier batches only: our own first write must not count as committed.
@@ -173,7 +175,6 @@ def write_batch(
             spark, T.classify(records, reference), batch_id, committed_ids.select("trans_id")))
         return _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id)), \
             WRITE_STAGED
-    counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
     if all(counts.per_partition.get(r.partition, (0, 0))[0] == r.count for r in processed):
         return counts, WRITE_ONE_PASS
     rest = records.join(tables.written_offsets(spark, batch_id), ["partition", "offset"],
