@@ -117,6 +117,8 @@ def test_every_bad_record_gets_its_reason_and_none_fails_the_batch(
         (message(trans_id=0), T.REASON_TRANS_ID),
         (message(trans_id=10**30), T.REASON_TRANS_ID),  # overflows a BIGINT
         (b'"just a string"', T.REASON_NOT_JSON),
+        (b"[" * 5_000 + b"]" * 5_000, T.REASON_NOT_JSON),  # deeper than Jackson allows
+        (message(operation="x" * T.MAX_PAYLOAD_BYTES), T.REASON_TOO_LARGE),
         (message(account_id=None), T.REASON_ACCOUNT_ID),
         # Impossible days: under ANSI mode to_date raised on these and failed the whole batch.
         (message(date="1995-02-30"), T.REASON_DATE),
