@@ -149,8 +149,8 @@ def validate(parsed: DataFrame) -> DataFrame:
     )
 
 
-def date_key(date: Column) -> Column:
-    """A date as the integer yyyymmdd."""
+def yyyymmdd(date: Column) -> Column:
+    """A date as the integer yyyymmdd (validate takes a record's from its text instead)."""
     return F.year(date) * 10000 + F.month(date) * 100 + F.dayofmonth(date)
 
 
@@ -158,7 +158,7 @@ def account_profiles(reference: ReferenceData) -> DataFrame:
     """One row per account: its district and its OWNER client's gender and birth date."""
     owners = reference.disp.where(F.col("type") == "OWNER").select("account_id", "client_id")
     clients = reference.client.select("client_id", "gender", "birth_date",
-                                      date_key(F.col("birth_date")).alias("birth_key"))
+                                      yyyymmdd(F.col("birth_date")).alias("birth_key"))
     return (
         reference.account.select("account_id", "district_id")
         .join(reference.district.select("district_id", "district_name", "region"),

@@ -239,14 +239,6 @@ class HiveTables:
                 .select(F.col("kafka_partition").alias("partition"),
                         F.col("kafka_offset").alias("offset")))
 
-    def has_duplicate_trans_ids(self, spark: SparkSession) -> bool:
-        """Whether any trans_id occurs twice in the enriched table.
-
-        Committed batches never share a trans_id, so after a batch's write a repeat involves
-        that batch (or a table changed by hand, which the asset check no_duplicate_trans_id
-        reports; the batch then only takes the slower, staged path)."""
-        return spark.sql(self._repeats_sql()).first().n > 0
-
     def batch_counts(self, spark: SparkSession, batch_id: str) -> WrittenCounts:
         """What was written for the batch, read back in one query: per Kafka partition
         (enriched rows, quarantined rows), and quarantined rows per reason."""
@@ -255,7 +247,12 @@ class HiveTables:
 
     def counts_and_duplicates(self, spark: SparkSession, batch_id: str
                               ) -> tuple[WrittenCounts, bool]:
-        """batch_counts and has_duplicate_trans_ids in one query (one round trip less)."""
+        """batch_counts, and whether any trans_id occurs twice in the enriched table, in one
+        query (one round trip less).
+
+        Committed batches never share a trans_id, so after a batch's write a repeat involves
+        that batch (or a table changed by hand, which the asset check no_duplicate_trans_id
+        reports; the batch then only takes the slower, staged path)."""
         return _read_counts(spark.sql(
             f"{self._counts_sql(batch_id)} UNION ALL SELECT 2 AS side, "
             f"CAST(NULL AS INT) AS kafka_partition, CAST(NULL AS STRING) AS reason, n "
