@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from berka_assets.messages import trans_message
+from berka_assets.spark_jobs.jvm_functions import PARSE_TRANS_MESSAGE
 
 MONEY = "decimal(15,2)"
 # Sums of up to billions of rows still fit; never a float anywhere on the money path.
@@ -79,15 +80,18 @@ class ReferenceData:
 def parse_messages(kafka_records: DataFrame) -> DataFrame:
     """Kafka records (value, partition, offset) -> one row per record with the message fields.
 
-    Malformed JSON gives null fields; `validate` turns that into a reason.
+    Malformed JSON gives null fields; `validate` turns that into a reason. The parser is the
+    pipeline's JVM function (spark_jobs.jvm_functions, registered in the session beforehand):
+    the same fields as from_json with the message schema, read from the bytes at about a
+    quarter of from_json's cost, the largest single cost of a batch before.
     """
-    raw_value = F.col("value").cast("string")
+    value = F.col("value").cast("binary")
     return kafka_records.select(
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
-        raw_value.alias("raw_value"),
-        F.length(F.col("value")).alias("payload_bytes"),
-        F.from_json(raw_value, trans_message.spark_schema()).alias("message"),
+        value.cast("string").alias("raw_value"),
+        F.length(value).alias("payload_bytes"),
+        F.call_function(PARSE_TRANS_MESSAGE, value).alias("message"),
     ).select(*KAFKA_COLUMNS, "payload_bytes", "message.*")
 
 

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 say() { printf '[bootstrap] %s\n' "$*"; }
 
 missing=()
-command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+# A JDK, not only a JRE: jvm/udf (the pipeline's own Spark functions) is compiled here.
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
@@ -49,11 +50,12 @@ if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" > .venv/.installed
 fi
 
-say "resolving JVM jars from Maven Central (once)"
+say "resolving JVM jars from Maven Central and building jvm/udf (once)"
 .venv/bin/python -c '
 from berka_assets.stack import prereqs
 prereqs.check_java()
 for jar_set in prereqs.JAR_SETS:
     print("  ", jar_set, "->", prereqs.ensure_jars(jar_set))
+print("   udf ->", prereqs.ensure_udf_jar())
 '
 say "ready"

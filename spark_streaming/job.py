@@ -31,6 +31,7 @@ from berka_assets.config import load_secrets_into_environment, load_settings, se
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_assets.spark_jobs.jvm_functions import register_jvm_functions
 from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.spark_jobs.microbatch import read_reference
 from berka_assets.spark_jobs.stream_batch import load_committed_state, run_stream_batch
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ledger.claim(WRITER)
 
     spark = SparkSession.builder.appName("berka-streaming").getOrCreate()
+    register_jvm_functions(spark)  # its jar is on the classpath: spark-defaults' spark.jars
     tables.ensure(spark)
     # This job holds the writer claim: leftovers can only be its own crashed batch's, so they
     # are dropped once here rather than looked for in every batch.

@@ -8,6 +8,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -110,13 +111,14 @@ class HiveTables:
         Once done, the database carries a fingerprint of the DDL: later batches check it and
         the table names in two catalog calls instead of ~10 DDL statements (~1 s per batch).
         """
+        if (self._fingerprint(spark) == DDL_FINGERPRINT
+                and self._table_names(spark) >= _ALL_TABLES):
+            return
         tables = self._table_kinds(spark)
         if tables is None:
             # IF NOT EXISTS alone makes the metastore log an AlreadyExists error every batch.
             spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
             tables = {}
-        elif self._fingerprint(spark) == DDL_FINGERPRINT and set(tables) >= _ALL_TABLES:
-            return
         for name, ddl in TABLE_DDL.items():
             spark.sql(ddl.format(table=self._qualified(name)))
         for name, trend in T.TRENDS.items():
@@ -137,8 +139,18 @@ class HiveTables:
         return {table.name: table.tableType == "VIEW"
                 for table in spark.catalog.listTables(self.database)}
 
+    def _table_names(self, spark: SparkSession) -> set[str]:
+        # SHOW TABLES lists names only; catalog.listTables fetches every table (~3x slower).
+        return {row.tableName for row in spark.sql(f"SHOW TABLES IN `{self.database}`").collect()
+                if not row.isTemporary}
+
     def _fingerprint(self, spark: SparkSession) -> str | None:
-        rows = spark.sql(f"DESCRIBE DATABASE EXTENDED `{self.database}`").collect()
+        """The database's DDL fingerprint; None when it has none or does not exist (the slow
+        path of ensure then finds out which, and says so if the metastore is down)."""
+        try:
+            rows = spark.sql(f"DESCRIBE DATABASE EXTENDED `{self.database}`").collect()
+        except AnalysisException:
+            return None
         properties = next((row[1] for row in rows if row[0] == "Properties"), "") or ""
         match = re.search(rf"\({re.escape(_FINGERPRINT_KEY)},([0-9a-f]+)\)", properties)
         return match.group(1) if match else None

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 MAX_READ_TASKS = 16
-RECORDS_PER_TASK = 50_000
+# Each task opens its own Kafka consumer and Parquet writer: at 1M records 8 tasks of ~130k
+# took ~0.5 s less than 16 of ~65k on 2 cores (4 left a core idle at the end).
+RECORDS_PER_TASK = 125_000
+# Kafka's default of 500 records per poll made a 1M-record read cost ~2,000 round trips per
+# batch: 10,000 (~2.5 MB of messages) read the same records in ~0.5 s less on this machine.
+MAX_POLL_RECORDS = 10_000
 
 
 @dataclass(frozen=True, order=True)
@@ -69,6 +74,7 @@ def read_offset_ranges(
         .options(**connection_options)
         .options(**offset_options(non_empty))
         .option("minPartitions", str(tasks))
+        .option("kafka.max.poll.records", str(MAX_POLL_RECORDS))
         # A missing offset (deleted by retention) must fail the batch, never be skipped silently.
         .option("failOnDataLoss", "true")
         .load()

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from berka_assets import transformations as T
 from berka_assets.spark_jobs.hive_tables import HiveTables, WrittenCounts
+from berka_assets.spark_jobs.jvm_functions import register_jvm_functions
 from berka_assets.spark_jobs.kafka_source import OffsetRange, read_offset_ranges
 from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
 
@@ -104,6 +105,7 @@ def run_batch(
 
     def prepare() -> tuple[set[str], list[OffsetRange]]:
         ledger.ensure_table()  # first, so an unreachable MySQL fails fast and clearly
+        register_jvm_functions(spark)  # the message parser of transformations.parse_messages
         tables.ensure(spark)
         dropped = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
         return dropped, from_frontier(requested, ledger.frontiers(topic))

@@ -48,6 +48,7 @@ def up(names: list[str] | None = None, *, echo=print) -> dict[str, float]:
     prereqs.ensure_secrets()
     for jar_set in prereqs.JAR_SETS:
         prereqs.ensure_jars(jar_set)
+    prereqs.ensure_udf_jar()
     timings: dict[str, float] = {}
     for service in select(names):
         started = time.monotonic()

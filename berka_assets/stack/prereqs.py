@@ -104,6 +104,52 @@ def jars(jar_set: str) -> list[Path]:
     return sorted(ensure_jars(jar_set).glob("*.jar"))
 
 
+UDF_PROJECT = REPO_ROOT / "jvm" / "udf"
+UDF_JAR_NAME = "berka-udf.jar"  # <finalName> in jvm/udf/pom.xml
+
+
+def ensure_udf_jar() -> Path:
+    """Build the pipeline's own Spark functions (jvm/udf) into var/jars/udf, when their sources
+    changed since the last build; return the jar."""
+    target = jar_dir("udf")
+    jar = target / UDF_JAR_NAME
+    marker = target / ".complete"
+    fingerprint = udf_fingerprint()
+    if jar.exists() and marker.exists() and marker.read_text() == fingerprint:
+        return jar
+    mvn = shutil.which("mvn")
+    if not mvn or not shutil.which("javac"):
+        raise StackError(
+            "Building the pipeline's Spark functions (jvm/udf) needs Maven and a JDK: "
+            "`apt-get install maven openjdk-17-jdk-headless`."
+        )
+    build_dir = var_dir() / "build" / "udf"
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(UDF_PROJECT / "pom.xml"), f"-Dudf.build.dir={build_dir}",
+         "clean", "package"],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(
+            f"Maven could not build {UDF_PROJECT} (is Maven Central reachable?):\n"
+            f"{(result.stdout + result.stderr)[-3000:]}"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(build_dir / UDF_JAR_NAME, jar)
+    marker.write_text(fingerprint)
+    return jar
+
+
+def udf_fingerprint() -> str:
+    """What `.complete` beside the jar holds once it is built from the current sources (the
+    Docker image writes it too, having built the jar in its Maven stage)."""
+    digest = hashlib.sha256()
+    for path in sorted([UDF_PROJECT / "pom.xml", *(UDF_PROJECT / "src").rglob("*.java")]):
+        digest.update(path.relative_to(UDF_PROJECT).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def ensure_mariadb_installed() -> None:
     if shutil.which("mariadbd") and shutil.which("mariadb-install-db"):
         return

@@ -67,7 +67,9 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or Settings()
     mysql: MySQLSettings = settings.mysql
     spark: SparkSettings = settings.spark
-    extra_jars = prereqs.jars("spark")
+    # The pipeline's own functions too: a classic session (the streaming job) loads them from
+    # its classpath; Connect sessions upload the jar themselves (spark_jobs.jvm_functions).
+    extra_jars = [*prereqs.jars("spark"), prereqs.ensure_udf_jar()]
     extra_classpath = str(prereqs.jar_dir("spark") / "*")
     warehouse = (
         spark.warehouse_dir if "://" in spark.warehouse_dir

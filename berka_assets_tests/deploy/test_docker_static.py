@@ -949,3 +949,27 @@ def test_real_clusters_doc_names_only_variables_that_exist() -> None:
     unknown = named - source_variables()
     assert not unknown, f"docs/real-clusters.md names variables nothing reads: {unknown}"
     assert "## Not yet configurable" in doc
+
+
+def test_the_udf_jar_is_built_in_the_image_and_marked_as_current(
+    dockerfile: list[Instruction], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from berka_assets.stack import prereqs
+
+    builder = " ".join(i.arguments for i in dockerfile if i.stage == 0 and i.command == "RUN")
+    assert "-f jvm/udf/pom.xml" in builder and "/opt/berka/jars/udf/" in builder
+    var_dir = env_instructions(dockerfile)["BERKA_VAR_DIR"]
+    runtime = final_stage(dockerfile)
+    assert any(i.command == "COPY" and i.flags.get("from") == "jars"
+               and i.words() == ["/opt/berka/jars/udf", f"{var_dir}/jars/udf"] for i in runtime)
+    assert any(i.command == "COPY" and i.words() == ["jvm/udf", "./jvm/udf"] for i in runtime)
+    marker = next(i for i in runtime if i.command == "RUN" and "udf_fingerprint" in i.arguments)
+    # Run what the image runs, here: the marker it writes must satisfy ensure_udf_jar.
+    jars = tmp_path / "jars" / "udf"
+    jars.mkdir(parents=True)
+    (jars / prereqs.UDF_JAR_NAME).write_bytes(b"")
+    monkeypatch.setenv("BERKA_VAR_DIR", str(tmp_path))
+    code = re.search(r'python -c "(.*)"', marker.arguments, re.S).group(1).replace("\\\n", "")
+    exec(code, {})  # the Dockerfile's own one-liner
+    monkeypatch.setattr(prereqs.shutil, "which", lambda _: None)  # no Maven: must not need it
+    assert prereqs.ensure_udf_jar() == jars / prereqs.UDF_JAR_NAME

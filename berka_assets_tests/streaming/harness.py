@@ -26,12 +26,15 @@ from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.sensors.kafka_offsets import build_kafka_sensor
 from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_assets.spark_jobs.jvm_functions import register_jvm_functions
 from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.stack.kafka import ensure_topics
 
 
 def spark_session(settings: Settings) -> SparkSession:
-    return SparkSession.builder.remote(settings.spark.remote).getOrCreate()
+    spark = SparkSession.builder.remote(settings.spark.remote).getOrCreate()
+    register_jvm_functions(spark)
+    return spark
 
 
 def reset_spark_client() -> None:
