@@ -254,33 +254,31 @@ class HiveTables:
     def batch_counts(self, spark: SparkSession, batch_id: str) -> WrittenCounts:
         """What was written for the batch, read back in one query: per Kafka partition
         (enriched rows, quarantined rows), and quarantined rows per reason."""
-        counts, _ = _read_counts(spark.sql(self._counts_sql(batch_id)).collect())
-        return counts
+        return _read_counts(spark.sql(self._counts_sql(batch_id)).collect())
 
-    def counts_and_duplicates(self, spark: SparkSession, batch_id: str
-                              ) -> tuple[WrittenCounts, bool]:
-        """batch_counts, and whether any trans_id occurs twice in the enriched table, in one
-        query (one round trip less).
+    def enriched_counts_and_repeats(self, spark: SparkSession, batch_id: str,
+                                    kafka_partitions: list[int]) -> tuple[dict[int, int], bool]:
+        """The batch's enriched rows per Kafka partition, and whether any trans_id occurs twice
+        in the enriched table, from one scan of it (0.5 s at 1M rows; the counts of both
+        tables and the check as separate scans took 1.0 s).
 
         Committed batches never share a trans_id, so after a batch's write a repeat involves
         that batch (or a table changed by hand, which the asset check no_duplicate_trans_id
-        reports; the batch then only takes the slower, staged path)."""
-        return _read_counts(spark.sql(
-            f"{self._counts_sql(batch_id)} UNION ALL SELECT 2 AS side, "
-            f"CAST(NULL AS INT) AS kafka_partition, CAST(NULL AS STRING) AS reason, n "
-            f"FROM ({self._repeats_sql()})"
-        ).collect())
-
-    def _repeats_sql(self) -> str:
-        """Rows minus distinct trans_ids of the enriched table, counted exactly with bitmaps
-        (a partial aggregate per 32,768 ids: 0.45 s instead of 0.8 s for a GROUP BY over 1M
-        ids)."""
-        return (
-            "SELECT COALESCE(SUM(n), 0) - COALESCE(SUM(ids), 0) AS n FROM ("
+        reports; the batch then only takes the slower, staged path). Distinct ids are counted
+        exactly with bitmaps, a partial aggregate per 32,768 ids."""
+        batch_id = _check(batch_id)
+        partitions = [int(p) for p in kafka_partitions]
+        per_partition = "".join(
+            f", count_if(batch_id = '{batch_id}' AND kafka_partition = {p}) AS p{i}"
+            for i, p in enumerate(partitions))
+        totals = "".join(f", COALESCE(SUM(p{i}), 0)" for i in range(len(partitions)))
+        (row,) = spark.sql(
+            "SELECT COALESCE(SUM(n), 0) - COALESCE(SUM(ids), 0)" + totals + " FROM ("
             "SELECT COUNT(*) AS n, "
-            "bitmap_count(bitmap_construct_agg(bitmap_bit_position(trans_id))) AS ids "
-            f"FROM {self.enriched} GROUP BY bitmap_bucket_number(trans_id))"
-        )
+            "bitmap_count(bitmap_construct_agg(bitmap_bit_position(trans_id))) AS ids"
+            f"{per_partition} FROM {self.enriched} GROUP BY bitmap_bucket_number(trans_id))"
+        ).collect()
+        return dict(zip(partitions, row[1:], strict=True)), row[0] > 0
 
     def _counts_sql(self, batch_id: str) -> str:
         batch_id = _check(batch_id)
@@ -309,22 +307,16 @@ class HiveTables:
         spark.sql(f"INSERT OVERWRITE TABLE {self.cube} SELECT {columns} FROM new_trend_cube")
 
 
-def _read_counts(rows: list) -> tuple[WrittenCounts, bool]:
-    """Rows of _counts_sql (side 0: enriched, 1: quarantined) and, if asked, one of side 2:
-    the enriched table's repeated trans_ids. Returns the counts and whether any repeat."""
+def _read_counts(rows: list) -> WrittenCounts:
+    """Rows of _counts_sql (side 0: enriched, 1: quarantined)."""
     counts: dict[int, list[int]] = {}
     reasons: dict[str, int] = {}
-    repeats = 0
     for row in rows:
-        if row.side == 2:
-            repeats = row.n
-            continue
         counts.setdefault(row.kafka_partition, [0, 0])[row.side] += row.n
         if row.side == 1:
             reasons[row.reason] = reasons.get(row.reason, 0) + row.n
-    written = WrittenCounts(
+    return WrittenCounts(
         {partition: (pair[0], pair[1]) for partition, pair in counts.items()}, reasons)
-    return written, repeats > 0
 
 
 def _drop_partition(spark: SparkSession, table: str, batch_id: str) -> None:

@@ -166,8 +166,8 @@ def write_batch(
     """
     _timed(seconds, "write", lambda: tables.write_enriched(
         spark, T.classify(records, reference), batch_id))
-    counts, repeats = _timed(seconds, "count and duplicates",
-                             lambda: tables.counts_and_duplicates(spark, batch_id))
+    enriched, repeats = _timed(seconds, "count and duplicates", lambda: (
+        tables.enriched_counts_and_repeats(spark, batch_id, [r.partition for r in processed])))
     if repeats:
         log.info("batch %s repeats a trans_id; rewriting it through the staging table",
                  batch_id)
@@ -177,8 +177,10 @@ def write_batch(
             spark, T.classify(records, reference), batch_id, committed_ids.select("trans_id")))
         return _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id)), \
             WRITE_STAGED
-    if all(counts.per_partition.get(r.partition, (0, 0))[0] == r.count for r in processed):
-        return counts, WRITE_ONE_PASS
+    if all(enriched[r.partition] == r.count for r in processed):
+        # Every record is enriched, so none is quarantined: and the batch's quarantine
+        # partition cannot hold stale rows, as prepare dropped every uncommitted partition.
+        return WrittenCounts({p: (n, 0) for p, n in enriched.items()}, {}), WRITE_ONE_PASS
     rest = records.join(tables.written_offsets(spark, batch_id), ["partition", "offset"],
                         "left_anti")
     _timed(seconds, "quarantine", lambda: tables.write_quarantine(

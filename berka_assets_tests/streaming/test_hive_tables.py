@@ -76,9 +76,10 @@ def test_duplicate_trans_ids_are_found_within_a_batch_and_against_committed_ones
 
     def repeats(batch_id: str, rows: int) -> bool:
         """Whether the enriched table repeats a trans_id, with the batch's counts checked."""
-        counts, repeated = tables.counts_and_duplicates(spark, batch_id)
-        assert counts.per_partition == ({0: (rows, 0)} if rows else {})
-        assert counts == tables.batch_counts(spark, batch_id)
+        enriched, repeated = tables.enriched_counts_and_repeats(spark, batch_id, [0, 1])
+        assert enriched == {0: rows, 1: 0}
+        assert tables.batch_counts(spark, batch_id).per_partition == (
+            {0: (rows, 0)} if rows else {})
         return repeated
 
     def drop(batch_id: str) -> None:
