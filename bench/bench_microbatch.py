@@ -127,6 +127,7 @@ def main() -> None:
         for scale in args.scales:
             print(f"scale {scale:g}:")
             results[scale] = bench_scale(scale, Path(workdir), spark)
+    spark.stop()  # release the server's session now, not after its idle timeout
     if len(results) > 1:
         (small, a), (large, b) = sorted(results.items())[0], sorted(results.items())[-1]
         print(f"scale {large:g} vs {small:g}: {b['rows'] / a['rows']:.2f}x rows, "

@@ -7,13 +7,33 @@ configured by the same spark-defaults.conf (SPARK_CONF_DIR).
 
 from __future__ import annotations
 
+import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from berka_assets.config import SparkSettings
 
 
+class ReleasingPySparkResource(PySparkResource):
+    """dagster-pyspark's resource on Spark Connect, with a session of its own that it gives
+    back when the step is done: the server otherwise keeps a session, with its temp views,
+    cached plans and uploaded jars, for an hour after its client is gone, and the sensor
+    starts a run every few seconds. Its own (not the process's default session, which
+    dagster-pyspark takes) so that releasing it cannot stop a session someone else uses."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from pyspark.sql import SparkSession
+
+        self._spark_session = SparkSession.builder.remote(self.spark_config["spark.remote"]
+                                                          ).create()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._spark_session is not None:
+            self._spark_session.stop()
+            self._spark_session = None
+
+
 def spark_resource(settings: SparkSettings | None = None) -> PySparkResource:
     settings = settings or SparkSettings()
     if settings.remote:
-        return PySparkResource(spark_config={"spark.remote": settings.remote})
+        return ReleasingPySparkResource(spark_config={"spark.remote": settings.remote})
     return PySparkResource(spark_config={"spark.master": settings.master})

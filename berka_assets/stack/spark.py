@@ -96,6 +96,18 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
         # Several Spark processes write the same tables: a long-lived reader (Thrift Server,
         # Connect server) must not keep serving a file listing another process replaced.
         "spark.sql.filesourceTableRelationCacheSize": "0",
+        # Long-lived servers: Kafka's fetched-data pool keeps each batch read's last poll
+        # (up to 10,000 records per task) for 5 minutes by default, for a next read that only
+        # a stream continues. The Connect server's heap filled with half a million of them and
+        # G1 ran a concurrent cycle per second. A stream's next trigger comes within seconds.
+        "spark.kafka.consumer.fetchedData.cache.timeout": "30s",
+        "spark.kafka.consumer.fetchedData.cache.evictorThreadRunInterval": "15s",
+        # The UI's history of every job, stage, task and SQL statement: the defaults (1,000
+        # SQL executions, 100,000 tasks) grew the live heap of a server up for an hour.
+        "spark.sql.ui.retainedExecutions": "100",
+        "spark.ui.retainedJobs": "200",
+        "spark.ui.retainedStages": "200",
+        "spark.ui.retainedTasks": "20000",
     }
     if spark.metastore_uris:
         return {**common, "spark.hadoop.hive.metastore.uris": spark.metastore_uris}

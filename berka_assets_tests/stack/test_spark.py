@@ -122,3 +122,21 @@ def test_metastore_survives_a_mariadb_restart(stack: Settings, spark: SparkSessi
     assert spark.sql(f"SELECT count(*) AS n FROM {database}.t").collect()[0].n == 1
     spark.sql(f"DROP DATABASE {database} CASCADE")
     assert database not in {row.namespace for row in spark.sql("SHOW DATABASES").collect()}
+
+
+def test_a_dagster_step_gives_its_connect_session_back(stack: Settings,
+                                                       spark: SparkSession) -> None:
+    import dagster as dg
+
+    from berka_assets.resources.spark import spark_resource
+
+    with dg.build_resources({"pyspark": spark_resource(stack.spark)}) as resources:
+        session = resources.pyspark.spark_session
+        assert session is not spark  # its own: releasing it must not stop anyone else's
+        assert session.range(3).count() == 3
+        session_id = session.session_id
+    # The server refuses a released session; one merely abandoned would live on for an hour.
+    reused = SparkSession.builder.remote(f"{stack.spark.remote}/;session_id={session_id}").create()
+    with pytest.raises(Exception, match="SESSION_CLOSED"):
+        reused.range(1).count()
+    assert spark.range(2).count() == 2  # the process's own session is untouched
