@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ledger.claim(WRITER)
 
     spark = SparkSession.builder.appName("berka-streaming").getOrCreate()
-    register_jvm_functions(spark)  # its jar is on the classpath: spark-defaults' spark.jars
+    register_jvm_functions(spark)  # the message parser of transformations.parse_messages
     tables.ensure(spark)
     # This job holds the writer claim: leftovers can only be its own crashed batch's, so they
     # are dropped once here rather than looked for in every batch.

@@ -1,9 +1,8 @@
 """The pipeline's own JVM functions (jvm/udf), registered in a Spark session before use.
 
-A Spark Connect session gets the jar uploaded with it (addArtifacts), so a remote Connect
-cluster needs nothing installed. A classic session (spark-submit, the streaming job) needs the
-jar on its classpath: `--jars var/jars/udf/berka-udf.jar`, which berka-stack's spark-defaults
-already sets.
+The session gets the jar from this client: a Spark Connect session uploads it (addArtifacts), a
+classic one (spark-submit, the streaming job) adds it (ADD JAR). So no server or cluster needs
+it installed, and a server never runs an older build than its client's.
 """
 
 from __future__ import annotations
@@ -29,12 +28,14 @@ def register_jvm_functions(spark: SparkSession, jar: Path | None = None) -> None
     with _lock:
         if spark in _registered:
             return
-        if _is_connect(spark):
-            if jar is None:
-                from berka_assets.stack.prereqs import ensure_udf_jar
+        if jar is None:
+            from berka_assets.stack.prereqs import ensure_udf_jar
 
-                jar = ensure_udf_jar()
+            jar = ensure_udf_jar()
+        if _is_connect(spark):
             spark.addArtifacts(str(jar))
+        else:
+            spark.sql(f"ADD JAR '{jar}'")  # the driver's classloader and the executors
         spark.udf.registerJavaFunction(
             PARSE_TRANS_MESSAGE, PARSE_TRANS_MESSAGE_CLASS, trans_message.spark_schema()
         )

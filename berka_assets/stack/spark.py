@@ -67,9 +67,7 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or Settings()
     mysql: MySQLSettings = settings.mysql
     spark: SparkSettings = settings.spark
-    # The pipeline's own functions too: a classic session (the streaming job) loads them from
-    # its classpath; Connect sessions upload the jar themselves (spark_jobs.jvm_functions).
-    extra_jars = [*prereqs.jars("spark"), prereqs.ensure_udf_jar()]
+    extra_jars = prereqs.jars("spark")
     extra_classpath = str(prereqs.jar_dir("spark") / "*")
     warehouse = (
         spark.warehouse_dir if "://" in spark.warehouse_dir
