@@ -14,13 +14,20 @@ from pyspark.sql import functions as F
 
 from berka_assets import transformations as T
 
+# Columns whose values (nearly) never repeat. Parquet's dictionary encoding only costs time for
+# them: at ~130k rows a file, a dictionary of distinct BIGINTs outgrows Parquet's 1 MB limit and
+# is thrown away after the work is done. Plain encoding wrote 1M enriched rows ~1 s faster.
+PLAIN_ENCODED = ("trans_id", "kafka_offset", "sent_at_ms", "amount", "balance", "raw_value")
+
 
 def _batch_table_ddl(columns: dict[str, str], comment: str) -> str:
     """A table with one partition per batch; `{table}` is filled in later."""
     body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    options = ", ".join(f"'parquet.enable.dictionary#{name}' = 'false'"
+                        for name in PLAIN_ENCODED if name in columns)
     return (
         f"CREATE TABLE IF NOT EXISTS {{table}} ({body}, batch_id STRING) "
-        f"USING parquet PARTITIONED BY (batch_id) COMMENT '{comment}'"
+        f"USING parquet OPTIONS ({options}) PARTITIONED BY (batch_id) COMMENT '{comment}'"
     )
 
 

@@ -100,3 +100,37 @@ def test_duplicate_trans_ids_are_found_within_a_batch_and_against_committed_ones
         assert not repeats("b4", 2)
     finally:
         spark.sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
+
+
+def test_columns_that_never_repeat_are_written_without_a_dictionary(stack: Settings) -> None:
+    import glob
+
+    import pyarrow.parquet as pq
+
+    spark = spark_session(stack)
+    tables = HiveTables(f"t_{uuid.uuid4().hex[:10]}")
+    # 10 distinct values in every column, so Parquet would pick a dictionary for each (with
+    # distinct values it falls back to plain by itself, and the test would prove nothing).
+    rows = spark.range(1000).select(
+        *((F.col("id") % 10).cast(kind).alias(name)
+          if kind in ("BIGINT", "INT") or kind.startswith("DECIMAL")
+          else F.lit(None).cast(kind).alias(name)
+          for name, kind in T.ENRICHED_TYPES.items()),
+        F.lit(None).cast("string").alias("reason"),
+    )
+    try:
+        tables.ensure(spark)
+        tables.write_enriched(spark, rows, "b1")
+        location = spark.sql(f"DESCRIBE FORMATTED {tables.enriched}").where(
+            "col_name = 'Location'").collect()[0].data_type.removeprefix("file:")
+        paths = glob.glob(f"{location}/batch_id=b1/*.parquet")
+        assert paths
+        for path in paths:
+            group = pq.ParquetFile(path).metadata.row_group(0)
+            encodings = {group.column(i).path_in_schema: group.column(i).encodings
+                         for i in range(group.num_columns)}
+            for name in ("trans_id", "kafka_offset", "amount"):
+                assert not any("DICTIONARY" in e for e in encodings[name]), (name, encodings)
+            assert any("DICTIONARY" in e for e in encodings["account_id"]), encodings
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
