@@ -16,7 +16,8 @@ from berka_assets import transformations as T
 
 # Columns whose values (nearly) never repeat. Parquet's dictionary encoding only costs time for
 # them: at ~130k rows a file, a dictionary of distinct BIGINTs outgrows Parquet's 1 MB limit and
-# is thrown away after the work is done. Plain encoding wrote 1M enriched rows ~1 s faster.
+# is thrown away after the work is done. A Parquet write of 1M enriched rows took 6.5-6.7 s with
+# these plain, 7.3-7.8 s with dictionaries tried for all.
 PLAIN_ENCODED = ("trans_id", "kafka_offset", "sent_at_ms", "amount", "balance", "raw_value")
 
 
