@@ -21,4 +21,23 @@ def stack() -> Iterator[Settings]:
     load_secrets_into_environment()
     yield load_settings()
     if started and not os.environ.get("BERKA_KEEP_STACK"):
+        close_spark_connect_clients()
         cli.down(started, echo=lambda line: None)
+
+
+def close_spark_connect_clients() -> None:
+    """Close every Spark Connect client this process still holds, without calling its server.
+
+    pyspark has each open client call its server at interpreter exit, and retry for about ten
+    minutes per call when the server is gone: after the stack stops, pytest would hang there.
+    """
+    import gc
+
+    from pyspark.sql.connect.client.core import SparkConnectClient
+
+    for candidate in gc.get_objects():
+        if isinstance(candidate, SparkConnectClient) and not candidate.is_closed:
+            try:
+                candidate.close()
+            except Exception:  # noqa: BLE001 - closing is best effort; the channel may be gone
+                pass
