@@ -208,21 +208,27 @@ class ProcessGroup:
         return sorted(found)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM all of it, SIGKILL what is left after `timeout`; raise if anything survives."""
+        """SIGTERM all of it, SIGKILL what is left after `timeout`; raise if anything survives.
+
+        While it waits it also signals processes that appear after the first signal: dagster dev
+        may restart a code server during its own shutdown, and that one never got the first.
+        """
         if self._popen is None:
             return
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
             targets = self.processes()
             if not targets:
                 break
-            for pid in dict.fromkeys([self._popen.pid, *targets]):
-                for send in (os.killpg, os.kill):
-                    try:
-                        send(pid, sig)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+            signalled = set(targets)
+            self._signal([self._popen.pid, *targets], sig, group=True)
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and self.processes():
+            while time.monotonic() < deadline:
+                alive = self.processes()
+                if not alive:
+                    break
+                latecomers = [pid for pid in alive if pid not in signalled]
+                signalled.update(latecomers)
+                self._signal(latecomers, sig, group=False)
                 time.sleep(0.2)
         left = self.processes()
         if self._log is not None:
@@ -231,6 +237,15 @@ class ProcessGroup:
         if left:
             raise DagsterDevError(f"{self.name}: processes {left} survived SIGKILL")
         self._popen = None
+
+    @staticmethod
+    def _signal(pids: list[int], sig: signal.Signals, *, group: bool) -> None:
+        for pid in dict.fromkeys(pids):
+            for send in (os.killpg, os.kill) if group else (os.kill,):
+                try:
+                    send(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None:

@@ -15,7 +15,12 @@ import pytest
 
 from berka_assets.config import REPO_ROOT
 from berka_assets.stack.process import port_open
-from berka_assets.ui.dev import free_port, prepare_dagster_home, processes_with_environment
+from berka_assets.ui.dev import (
+    ProcessGroup,
+    free_port,
+    prepare_dagster_home,
+    processes_with_environment,
+)
 
 
 def test_prepare_dagster_home_links_the_config_and_keeps_a_copied_one(tmp_path: Path) -> None:
@@ -34,6 +39,39 @@ def test_prepare_dagster_home_links_the_config_and_keeps_a_copied_one(tmp_path: 
     prepare_dagster_home(home, first)
     assert not target.is_symlink()
     assert target.read_text().startswith("# copied by hand")
+
+
+# On SIGTERM it starts a child, as dagster dev restarts a code server while it shuts down, and
+# exits once that child is gone. The child never saw the first SIGTERM (it did not exist yet).
+RESTARTS_ON_SIGTERM = """
+import signal, subprocess, sys, time
+children = []
+def restart(*_):
+    children.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]))
+    print("restarted", children[-1].pid, flush=True)
+signal.signal(signal.SIGTERM, restart)
+print("ready", flush=True)
+while not children or children[-1].poll() is None:
+    time.sleep(0.1)
+"""
+
+
+def test_process_group_stop_also_signals_processes_started_during_the_stop(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "group.log"
+    group = ProcessGroup("restarter", log)
+    group.start([sys.executable, "-u", "-c", RESTARTS_ON_SIGTERM])
+    deadline = time.monotonic() + 30
+    while "ready" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "ready" in log.read_text()
+
+    stopping = time.monotonic()
+    group.stop(timeout=20)  # a SIGKILL fallback would take 20 s
+    assert time.monotonic() - stopping < 10, log.read_text()
+    assert "restarted" in log.read_text()  # the latecomer existed and was stopped too
+    assert group.processes() == []
 
 
 def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float) -> str:
