@@ -33,7 +33,6 @@ import urllib.request
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-CONNECT_MAIN = "org.apache.spark.sql.connect.service.SparkConnectServer"
 THRIFT_MAIN = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 MASTER_MAIN = "org.apache.spark.deploy.master.Master"
 WORKER_MAIN = "org.apache.spark.deploy.worker.Worker"
@@ -169,21 +168,18 @@ def _driver_options() -> list[str]:
 
 
 def spark_connect_command(extra: list[str]) -> tuple[list[str], dict]:
-    from berka_assets.stack.spark import SparkConnectServer, spark_submit, write_spark_conf
+    from berka_assets.stack.spark import (
+        SparkConnectServer,
+        connect_server_arguments,
+        spark_submit,
+        write_spark_conf,
+    )
 
     settings = _settings()
     write_spark_conf(settings)
     port = SparkConnectServer(settings).port
     command = spark_submit(
-        "--class", CONNECT_MAIN,
-        "--name", "berka-spark-connect",
-        "--driver-memory", os.environ.get("BERKA_SPARK_CONNECT_MEMORY", "2g"),
-        "--conf", "spark.connect.grpc.binding.address=0.0.0.0",
-        "--conf", f"spark.connect.grpc.binding.port={port}",
-        "--conf", "spark.ui.port=4040",
-        *_driver_options(),
-        *extra,
-        "spark-internal",
+        *connect_server_arguments(settings, "0.0.0.0", port, [*_driver_options(), *extra])
     )
     return command, {"kind": "tcp", "host": "127.0.0.1", "port": port}
 

@@ -13,8 +13,11 @@ schema alone, because two processes creating it at once deadlock.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from berka_assets.config import MySQLSettings, Settings, SparkSettings, secret, var_dir
@@ -161,6 +164,45 @@ def spark_submit(*args: str) -> list[str]:
     return [str(spark_home() / "bin" / "spark-submit"), *args]
 
 
+def connect_server_arguments(
+    settings: Settings, bind_host: str, port: int, extra: Sequence[str] = ()
+) -> list[str]:
+    """spark-submit's arguments for the Connect server (here and in the Docker image).
+
+    The driver is spark_connect_main.py, not Spark's SparkConnectServer: it shares generated
+    code between sessions (see there), so the pipeline's functions are on its class path.
+    """
+    return [
+        "--name", "berka-spark-connect",
+        "--driver-memory", settings.spark.connect_memory,
+        "--conf", f"spark.connect.grpc.binding.address={bind_host}",
+        "--conf", f"spark.connect.grpc.binding.port={port}",
+        "--conf", "spark.ui.port=4040",
+        # spark.jars from spark-defaults.conf, and this server's copy of the functions' jar.
+        "--conf", "spark.jars=" + ",".join(
+            str(jar) for jar in [*prereqs.jars("spark"), server_udf_jar()]),
+        *extra,
+        str(Path(__file__).with_name("spark_connect_main.py")),
+    ]  # fmt: skip
+
+
+def server_udf_jar() -> Path:
+    """A copy of the jvm/udf jar named by its content, for a server's class path, in the
+    writable spark-conf folder: a rebuild then writes a new file instead of changing the one a
+    running server reads its classes from. Older copies go."""
+    jar = prereqs.ensure_udf_jar()
+    copy = spark_conf_dir() / f"{jar.stem}-{hashlib.sha256(jar.read_bytes()).hexdigest()[:16]}.jar"
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        temporary = copy.with_suffix(".tmp")
+        shutil.copyfile(jar, temporary)
+        temporary.replace(copy)
+    for old in copy.parent.glob(f"{jar.stem}-*.jar"):
+        if old != copy:
+            old.unlink(missing_ok=True)  # a server still running keeps reading its open file
+    return copy
+
+
 class SparkConnectServer(Service):
     name = "spark-connect"
     start_timeout = 120.0
@@ -180,15 +222,7 @@ class SparkConnectServer(Service):
         write_spark_conf(self.settings)
         return process.start_daemon(
             self.name,
-            spark_submit(
-                "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-                "--name", "berka-spark-connect",
-                "--driver-memory", self.settings.spark.connect_memory,
-                "--conf", f"spark.connect.grpc.binding.address={self.host}",
-                "--conf", f"spark.connect.grpc.binding.port={self.port}",
-                "--conf", "spark.ui.port=4040",
-                "spark-internal",
-            ),
+            spark_submit(*connect_server_arguments(self.settings, self.host, self.port)),
             env=spark_env(),
         )
 

@@ -833,6 +833,12 @@ def app_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     pom = REPO / "jvm" / "spark" / "pom.xml"
     (jars / ".complete").write_text(hashlib.sha256(pom.read_bytes()).hexdigest())
     monkeypatch.setenv("BERKA_VAR_DIR", str(var))
+    from berka_assets.stack import prereqs
+
+    udf = prereqs.jar_dir("udf")  # as the image has it: built, with its marker
+    udf.mkdir(parents=True)
+    (udf / prereqs.UDF_JAR_NAME).write_bytes(b"the functions' jar")
+    (udf / ".complete").write_text(prereqs.udf_fingerprint())
     monkeypatch.setenv("BERKA_SECRETS_FILE", str(tmp_path / "absent.env"))
     compose = yaml.safe_load(COMPOSE_FILE.read_text())
     for key, value in service_environment(compose["services"]["spark-connect"]).items():
@@ -880,11 +886,17 @@ def test_spark_server_commands_match_the_local_stack(app_environment: Path) -> N
 
     entrypoint = load_entrypoint()
     stack_source = (REPO / "berka_assets" / "stack" / "spark.py").read_text()
-    assert entrypoint.CONNECT_MAIN in stack_source and entrypoint.THRIFT_MAIN in stack_source
+    assert entrypoint.THRIFT_MAIN in stack_source
 
     extra = ["--conf", "spark.hadoop.hive.metastore.uris=thrift://hive-metastore:9083"]
     command, health = entrypoint.spark_connect_command(extra)
-    assert command[-1] == "spark-internal" and command[-3:-1] == extra
+    # The local stack's driver program, with the functions' jar on the class path.
+    assert command[-1] == str(REPO / "berka_assets" / "stack" / "spark_connect_main.py")
+    assert command[-3:-1] == extra
+    jars = next(c for c in command if c.startswith("spark.jars=")).split("=", 1)[1].split(",")
+    assert jars[0] == str(app_environment / "jars" / "spark" / "mariadb-java-client.jar")
+    assert Path(jars[-1]).parent == app_environment / "spark-conf"
+    assert Path(jars[-1]).read_bytes() == b"the functions' jar"
     port = SparkConnectServer().port
     assert port == 15002 and f"spark.connect.grpc.binding.port={port}" in command
     assert "spark.connect.grpc.binding.address=0.0.0.0" in command
