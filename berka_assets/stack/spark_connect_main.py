@@ -12,7 +12,9 @@ temporary views and functions.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 
 from pyspark.sql import SparkSession
@@ -27,14 +29,17 @@ SHARED_CLASSES = {
 
 def main() -> None:
     stop = threading.Event()
-    # spark-submit's JVM stops Spark on SIGTERM (its shutdown hook); this process only waits.
+    # Either way Spark stops in the JVM: its shutdown hook on SIGTERM, or spark-submit's own
+    # exit once this process returns. This process only waits.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    spark = SparkSession.builder.config(map=SHARED_CLASSES).getOrCreate()
-    try:
-        stop.wait()
-    finally:
-        spark.stop()
+    jvm = os.getppid()  # spark-submit's JVM started this process
+    SparkSession.builder.config(map=SHARED_CLASSES).getOrCreate()
+    # A JVM killed outright (kill -9, the OOM killer) cannot stop this process: notice it.
+    while not stop.wait(2.0):
+        if os.getppid() != jvm:
+            print("spark_connect_main: the Spark JVM is gone; exiting", file=sys.stderr)
+            break
 
 
 if __name__ == "__main__":

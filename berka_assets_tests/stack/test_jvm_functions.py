@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 LOCAL_SERVER_UI = "http://127.0.0.1:4040"
 # Spark's own Connect server, as a remote cluster runs it: without the jar, isolated sessions.
 STOCK_SERVER_MAIN = "org.apache.spark.sql.connect.service.SparkConnectServer"
-STOCK_SERVER_PORT = 15202
+STOCK_SERVER_PORT = 15302  # test_lifecycle uses 15202
 MESSAGE = '{"schema_version": 1, "trans_id": 42, "amount": "7.50"}'
 QUERY = f"SELECT {PARSE_TRANS_MESSAGE}(CAST('{MESSAGE}' AS BINARY)) AS m"
 

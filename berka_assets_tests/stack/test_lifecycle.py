@@ -6,9 +6,11 @@ It runs on its own ports and var folder so it never disturbs the session's stack
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,16 @@ def pids(var: Path) -> list[int]:
     return [int(p.read_text()) for p in (var / "run").glob("*.pid")]
 
 
+def _parents() -> dict[int, int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
 def test_up_status_down_up(tmp_path: Path) -> None:
     var = tmp_path / "var"
     environment = isolated_env(var)
@@ -77,6 +89,17 @@ def test_up_status_down_up(tmp_path: Path) -> None:
         # Data survives a restart: the metastore and topics are reused, not recreated.
         restart = berka_stack(environment, "up")
         assert restart.returncode == 0, restart.stderr + restart.stdout
+
+        # The Connect server's JVM killed outright (the OOM killer): its Python driver program
+        # (stack/spark_connect_main.py) must not stay behind.
+        jvm = int((var / "run" / "spark-connect.pid").read_text())
+        drivers = [pid for pid, parent in _parents().items() if parent == jvm]
+        assert drivers, "the Connect server has no driver program child"
+        os.kill(jvm, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(process.pid_alive(p) for p in drivers):
+            time.sleep(0.2)
+        assert not any(process.pid_alive(p) for p in drivers)
     finally:
         berka_stack(environment, "down")
     assert not any(process.pid_alive(pid) for pid in pids(var))
