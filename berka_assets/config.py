@@ -127,6 +127,12 @@ class SparkSettings:
         default_factory=lambda: env("BERKA_SPARK_WAREHOUSE", str(var_dir() / "warehouse"))
     )
     hive_database: str = field(default_factory=lambda: env("BERKA_HIVE_DATABASE", "berka"))
+    # Past this many committed batch partitions, a micro-batch merges them into one (see
+    # spark_jobs/microbatch.py, compact_if_due): every batch scans the whole enriched table,
+    # and thousands of small partitions made that scan cost seconds per batch.
+    compact_after_batches: int = field(
+        default_factory=lambda: int(env("BERKA_COMPACT_AFTER_BATCHES", "32"))
+    )
     # The streaming job writes its own database, so it never double-counts with Dagster's path.
     stream_hive_database: str = field(
         default_factory=lambda: env("BERKA_STREAM_HIVE_DATABASE", "berka_stream")

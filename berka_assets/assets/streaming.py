@@ -121,6 +121,7 @@ def microbatch(
         reference=reference,
         tables=HiveTables(config.hive_database),
         ledger=ledger,
+        compact_after=SparkSettings().compact_after_batches,
     )
     elapsed = time.monotonic() - started
     end_offsets = {p.partition: p.high for p in kafka.partition_offsets(config.topic)}
@@ -141,6 +142,7 @@ def microbatch(
         "consumer_lag": lag,
         "rows_per_second": round(result.records / elapsed, 1) if elapsed else 0.0,
         "write_path": result.write_path or "(nothing written)",
+        "compacted_into": result.compacted_into or "(no compaction due)",
         "seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in result.seconds.items()}),
     }
     yield dg.MaterializeResult(

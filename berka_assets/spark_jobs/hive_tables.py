@@ -303,6 +303,43 @@ class HiveTables:
         for table in (self.staging, self.duplicates):
             _drop_partition(spark, table, batch_id)
 
+    def compact(self, spark: SparkSession, batch_ids: list[str], into: str) -> tuple[int, int]:
+        """Copy the rows of the batches `batch_ids` into partition `into` of the enriched and
+        quarantine tables, and return (enriched, quarantined) rows copied. `into` counts only once
+        the ledger says so (BatchLedger.compact); until then prepare drops it like any other
+        uncommitted partition. Through the staging table: Spark cannot overwrite a table it
+        reads in the same statement."""
+        into = _check(into)
+        ids = ", ".join(f"'{_check(batch_id)}'" for batch_id in batch_ids)
+
+        def staged_from(table_types: dict[str, str]) -> str:
+            return ", ".join(
+                name if name in table_types else f"CAST(NULL AS {kind}) AS {name}"
+                for name, kind in T.STAGED_TYPES.items())
+
+        # Quarantined rows always have a reason; enriched rows never do.
+        spark.sql(
+            f"INSERT OVERWRITE TABLE {self.staging} PARTITION (batch_id='{into}') "
+            f"SELECT {staged_from(T.ENRICHED_TYPES)} FROM {self.enriched} "
+            f"WHERE batch_id IN ({ids}) UNION ALL "
+            f"SELECT {staged_from(T.QUARANTINE_TYPES)} FROM {self.quarantine} "
+            f"WHERE batch_id IN ({ids})")
+        staged = f"FROM {self.staging} WHERE batch_id = '{into}'"
+        spark.sql(f"INSERT OVERWRITE TABLE {self.enriched} PARTITION (batch_id='{into}') "
+                  f"SELECT {', '.join(T.ENRICHED_COLUMNS)} {staged} AND reason IS NULL")
+        spark.sql(f"INSERT OVERWRITE TABLE {self.quarantine} PARTITION (batch_id='{into}') "
+                  f"SELECT {', '.join(T.QUARANTINE_COLUMNS)} {staged} AND reason IS NOT NULL")
+        row = spark.sql(
+            f"SELECT (SELECT COUNT(*) FROM {self.enriched} WHERE batch_id = '{into}') AS e, "
+            f"(SELECT COUNT(*) FROM {self.quarantine} WHERE batch_id = '{into}') AS q").first()
+        return int(row.e), int(row.q)
+
+    def drop_batches(self, spark: SparkSession, batch_ids: list[str]) -> None:
+        """Drop the partitions of `batch_ids` from every batch table (known ids: no listing)."""
+        for table in (self.enriched, self.quarantine, self.staging, self.duplicates):
+            for batch_id in batch_ids:
+                _drop_partition(spark, table, batch_id)
+
     def rebuild_trends(self, spark: SparkSession) -> None:
         """Trends are always an aggregate of the whole enriched table, rewritten in full."""
         # One scan of the enriched table; the small cube is cached for the three trends.

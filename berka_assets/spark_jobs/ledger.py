@@ -154,6 +154,32 @@ class BatchLedger:
                      commit.quarantined_rows, now),
                 )
 
+    def compact(self, batch_ids: list[str], into: str, enriched_rows: int,
+                quarantined_rows: int) -> None:
+        """Make batch `into` stand for `batch_ids` in one transaction, refusing unless it holds
+        exactly their rows. From then on the partitions of `batch_ids` are uncommitted, and the
+        next prepare drops any a crash left behind."""
+        marks = ", ".join(["%s"] * len(batch_ids))
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(SUM(enriched_rows), 0), COALESCE(SUM(quarantined_rows), 0) "
+                f"FROM microbatch_ledger WHERE hive_database = %s AND batch_id IN ({marks}) "
+                "FOR UPDATE",
+                (self.hive_database, *batch_ids),
+            )
+            expected = tuple(int(n) for n in cursor.fetchone())
+            if expected != (enriched_rows, quarantined_rows):
+                raise LedgerConflict(
+                    f"compacting {len(batch_ids)} batches into {into}: the ledger has "
+                    f"{expected[0]} enriched and {expected[1]} quarantined rows for them, the "
+                    f"compacted partition {enriched_rows} and {quarantined_rows}; not compacted."
+                )
+            cursor.execute(
+                f"UPDATE microbatch_ledger SET batch_id = %s WHERE hive_database = %s "
+                f"AND batch_id IN ({marks})",
+                (into, self.hive_database, *batch_ids),
+            )
+
     def mark_visible(self, batch_ids: Iterable[str] | None = None) -> None:
         """The trend tables were just rebuilt from every committed batch (or from those of
         `batch_ids` and earlier ones): they are visible now (where their records' latency ends)."""

@@ -93,11 +93,14 @@ class Pipeline:
                                 instance=self.instance)
         assert result.success
 
-    def produce_file(self, trans_file: Path, limit: int | None = None) -> int:
-        """Send the file's transactions as the replay job would (same encoder, same key)."""
+    def produce_file(self, trans_file: Path, limit: int | None = None, skip: int = 0) -> int:
+        """Send the file's transactions as the replay job would (same encoder, same key): its
+        records `skip` up to `limit` (counted from the file's first record)."""
         producer = self.kafka.producer(**{"linger.ms": 20})
-        sent = 0
-        for record in read_table(trans_file, "trans"):
+        sent = skip
+        for index, record in enumerate(read_table(trans_file, "trans")):
+            if index < skip:
+                continue
             producer.produce(self.topic, key=trans_message.key(record["account_id"]),
                              value=encode(record))
             sent += 1
@@ -106,7 +109,7 @@ class Pipeline:
             if limit is not None and sent >= limit:
                 break
         assert producer.flush(60) == 0
-        return sent
+        return sent - skip
 
     def produce_raw(self, values: list[bytes | None], key: bytes = b"poison") -> None:
         producer = self.kafka.producer(**{"message.max.bytes": 4 * 2**20})
