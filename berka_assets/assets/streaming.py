@@ -72,7 +72,8 @@ _ENRICHMENT_DEPS = [reference_key(table) for table in REFERENCE_TABLES]
         dg.AssetSpec(
             hive_key("enriched_transactions"),
             description="Valid transactions enriched with district and the OWNER client's "
-            "gender and age band; one partition per committed micro-batch.",
+            "gender and age band; one partition per committed micro-batch, merged once more "
+            "than BERKA_COMPACT_AFTER_BATCHES exist.",
             group_name="streaming",
             kinds={"spark", "hive"},
             deps=[topic_key(), *_ENRICHMENT_DEPS],
