@@ -37,9 +37,10 @@ setup(
         "moto[server]==5.2.5",  # the local S3-compatible server of the embedded stack
         "jsonschema==4.26.0",
         "matplotlib==3.11.2",
+        "psutil==7.2.2",  # process handling of the stack manager and dev launcher (Linux, macOS)
     ],
     extras_require={"dev": ["pytest==9.2.0", "ruff==0.17.6", "selenium==4.51.0",
-                            "pytest-timeout==2.4.0"]},
+                            "pytest-timeout==2.4.0", "import-linter==2.3"]},
     entry_points={
         "console_scripts": [
             "berka-stack=berka_assets.stack.cli:main",

@@ -20,11 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB, macOS: bytes
+    return peak / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def _child(scale: float, seed: int) -> None:
@@ -56,16 +59,21 @@ def _child(scale: float, seed: int) -> None:
         )
 
 
+def _cpu_model() -> str:
+    """The CPU's model name. psutil has none to offer; on Linux platform.processor() is at best
+    the architecture, so there (Linux only) the name is read from /proc/cpuinfo instead."""
+    if sys.platform.startswith("linux"):
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return platform.processor() or "unknown CPU"
+
+
 def _machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{_cpu_model()}, {psutil.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 if TYPE_CHECKING:
     from berka_assets.producer.options import ReplayConfig
 
@@ -42,16 +44,24 @@ sys.path.insert(0, str(REPO))
 FULL_TRANS_ROWS = 1_056_320  # rows of the real file, ~ the generator's scale 1
 
 
+def _cpu_model() -> str:
+    """The CPU's model name. psutil has none to offer; on Linux platform.processor() is at best
+    the architecture, so there (Linux only) the name is read from /proc/cpuinfo instead."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo") as handle:
+                for line in handle:
+                    if line.startswith("model name"):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return platform.processor() or "unknown CPU"
+
+
 def _machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({model}), "
-            f"Python {platform.python_version()}, load average {load}")
+    return (f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores "
+            f"({_cpu_model()}), Python {platform.python_version()}, load average {load}")
 
 
 def _java_perf(topic: str, rows: int, record_size: int, props: dict[str, object],

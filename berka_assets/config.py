@@ -122,16 +122,25 @@ class KafkaSettings:
 class SparkSettings:
     # A long-running Spark Connect endpoint serves the short Dagster runs (see README, "Spark").
     remote: str = field(default_factory=lambda: env("BERKA_SPARK_REMOTE", "sc://127.0.0.1:15002"))
+    # Retries of a Spark Connect call whose server is gone, with back-off doubling up to 5 s:
+    # 6 is about 15 s. The client's default (15, for at least 10 minutes) held a failing run
+    # and its concurrency slot that long; Dagster's run retries and the sensor take over here.
+    client_max_retries: int = field(
+        default_factory=lambda: int(env("BERKA_SPARK_CLIENT_MAX_RETRIES", "6")))
     master: str = field(default_factory=lambda: env("BERKA_SPARK_MASTER", "local[2]"))
     warehouse_dir: str = field(
         default_factory=lambda: env("BERKA_SPARK_WAREHOUSE", str(var_dir() / "warehouse"))
     )
     hive_database: str = field(default_factory=lambda: env("BERKA_HIVE_DATABASE", "berka"))
-    # Past this many committed batch partitions, a micro-batch merges them into one (see
-    # spark_jobs/microbatch.py, compact_if_due): every batch scans the whole enriched table,
-    # and thousands of small partitions made that scan cost seconds per batch.
-    compact_after_batches: int = field(
-        default_factory=lambda: int(env("BERKA_COMPACT_AFTER_BATCHES", "32"))
+    # Every this many batches a micro-batch compacts its Delta tables (OPTIMIZE) and removes
+    # files no version within the retention reads any more (VACUUM): spark_jobs/hive_tables.py.
+    maintain_every_batches: int = field(
+        default_factory=lambda: int(env("BERKA_DELTA_MAINTAIN_EVERY_BATCHES", "32"))
+    )
+    # How far back time travel reaches, and how long a reader's snapshot stays readable:
+    # Delta's log and deleted-file retention of the pipeline's tables.
+    delta_retention_hours: int = field(
+        default_factory=lambda: int(env("BERKA_DELTA_RETENTION_HOURS", "24"))
     )
     # The streaming job writes its own database, so it never double-counts with Dagster's path.
     stream_hive_database: str = field(
@@ -165,10 +174,14 @@ class SensorSettings:
     )
     # "partition": one run per partition range (run key <topic>-<partition>-<start>-<end>);
     # "tick": one run per tick over every partition's range: fewer runs, lower latency.
-    run_per: str = field(default_factory=lambda: env("BERKA_SENSOR_RUN_PER", "partition"))
+    run_per: str = field(default_factory=lambda: env("BERKA_SENSOR_RUN_PER", "tick"))
     freshness_minutes: float = field(
         default_factory=lambda: float(env("BERKA_FRESHNESS_MINUTES", "10"))
     )
+    # Declarative automation (berka_assets/automation.py): cron schedules of the streaming
+    # checks and of the trends report; each runs once per tick, and only after new batches.
+    checks_cron: str = field(default_factory=lambda: env("BERKA_CHECKS_CRON", "*/15 * * * *"))
+    report_cron: str = field(default_factory=lambda: env("BERKA_REPORT_CRON", "0 * * * *"))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ import dagster as dg
 
 from berka_assets.assets.reference import reference_tables
 from berka_assets.assets.reports import trends_report
+from berka_assets.assets.source import berka_source_files
 from berka_assets.assets.streaming import kafka_topic, microbatch, microbatch_job
 from berka_assets.assets.synthetic import synthetic_berka
+from berka_assets.automation import automation_sensor
 from berka_assets.checks.reference import REFERENCE_CHECKS
 from berka_assets.checks.streaming import STREAMING_CHECKS
 from berka_assets.config import Settings, load_secrets_into_environment, load_settings
@@ -55,11 +57,11 @@ streaming_checks_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[
-        kafka_topic, reference_tables, microbatch, trends_report, streaming_job_asset,
-        synthetic_berka,
+        berka_source_files, kafka_topic, reference_tables, microbatch, trends_report,
+        streaming_job_asset, synthetic_berka,
     ],
     asset_checks=[*REFERENCE_CHECKS, *STREAMING_CHECKS],
     jobs=[microbatch_job, streaming_checks_job, s3_replay_job],
-    sensors=[kafka_trans_sensor, streaming_health_sensor],
+    sensors=[kafka_trans_sensor, streaming_health_sensor, automation_sensor],
     resources=build_resources(),
 )

@@ -1,9 +1,10 @@
 """`berka-demo`: the whole pipeline on the embedded defaults, bounded, saying what it does.
 
-Stack up -> reference tables from the shipped real sample -> the replay job sends N transactions
-at random intervals while the Kafka sensor launches micro-batches -> checks -> the three trend
-tables read through HiveServer2 (PyHive). Runs are recorded in the Dagster instance under
-var/dagster-home, so `make dev` shows them in the UI afterwards (or pass --ui).
+Stack up -> the shipped real sample into the local S3 store -> reference tables from it -> the
+replay job sends N transactions from it at random intervals while the Kafka sensor launches
+micro-batches -> checks -> the three trend tables read through HiveServer2 (PyHive). Runs are
+recorded in the Dagster instance under var/dagster-home, so `make dev` shows them in the UI
+afterwards (or pass --ui).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Demo:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.started = time.monotonic()
-        self.steps = 7
+        self.steps = 8
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
@@ -55,10 +56,38 @@ class Demo:
 
     # -- the steps ---------------------------------------------------------------------------
     def stack_up(self) -> None:
+        from berka_assets.config import KafkaSettings
         from berka_assets.stack import cli
+        from berka_assets.stack.kafka import ensure_topics
 
         cli.up(echo=lambda line: self.say(line))
         load_secrets_into_environment()
+        kafka = KafkaSettings()  # BERKA_KAFKA_TOPIC may name another topic than the stack's
+        ensure_topics(kafka.bootstrap_servers, {kafka.topic: kafka.partitions,
+                                                kafka.dlq_topic: 1},
+                      replication_factor=kafka.replication_factor)
+
+    def source_in_s3(self) -> None:
+        """The shipped sample into the local S3-compatible store; the reference tables and the
+        replay job then read it from S3 (BERKA_SOURCE_KIND=s3), as a deployment reads its
+        bucket. Uploaded on every demo: the local store keeps its objects in memory."""
+        from berka_assets.config import S3Settings, Settings
+        from berka_assets.resources.berka_source import upload_folder
+        from berka_assets.resources.s3 import s3_resource
+        from berka_assets.stack.s3 import local_s3_endpoint
+
+        if self.args.source == "folder":
+            self.say(f"  --source folder: the files are read from {Settings().data_dir}")
+            return
+        os.environ.update(BERKA_SOURCE_KIND="s3", BERKA_S3_ENDPOINT_URL=local_s3_endpoint())
+        for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(variable, "local")  # the local store accepts any key
+        settings = S3Settings()
+        folder = Settings().data_dir
+        uploaded = upload_folder(s3_resource(settings).get_client(), folder, settings.bucket,
+                                 settings.prefix)
+        self.say(f"  {len(uploaded)} files of {folder} uploaded to "
+                 f"s3://{settings.bucket}/{settings.prefix} at {settings.endpoint_url}")
 
     def load_reference(self) -> None:
         import dagster as dg
@@ -81,10 +110,12 @@ class Demo:
         self.say(f"  {len(result.get_asset_check_evaluations())} asset checks passed")
 
     def replay_and_process(self) -> None:
+        from berka_assets.config import KafkaSettings
         from berka_assets.definitions import defs
+        from berka_assets.sensors.kafka_offsets import kafka_trans_sensor
 
         microbatch_job = defs.resolve_job_def("microbatch_job")
-        sensor = defs.resolve_sensor_def("kafka_trans_sensor")
+        sensor = defs.resolve_sensor_def(kafka_trans_sensor.name)  # named after the topic
         config = var_dir() / "demo-replay.yaml"
         config.write_text(json.dumps({"ops": {"replay_trans": {"config": {
             "pacing": "rate", "rate": self.args.rate, "jitter": "exponential",
@@ -92,7 +123,7 @@ class Demo:
         }}}}))
         log_path = var_dir() / "logs" / "demo-replay.log"
         self.say(f"  replay: {self.args.transactions:,} transactions at ~{self.args.rate:g}/s "
-                 "(exponential inter-arrival times) into Kafka topic trans; "
+                 f"(exponential inter-arrival times) into Kafka topic {KafkaSettings().topic}; "
                  f"its log: {log_path}")
         # Its own process, as the daemon would launch it: two in-process runs in one process
         # would fight over the captured stdout.
@@ -190,16 +221,17 @@ class Demo:
             import dagster as dg
 
             self.instance = dg.DagsterInstance.get()
-            self.step(2, "load the reference tables into MySQL", self.load_reference)
-            self.step(3, "replay transactions into Kafka; the sensor launches micro-batches",
+            self.step(2, "put the source files in S3", self.source_in_s3)
+            self.step(3, "load the reference tables into MySQL", self.load_reference)
+            self.step(4, "replay transactions into Kafka; the sensor launches micro-batches",
                       self.replay_and_process)
-            self.step(4, "check the Hive tables against the ledger", self.checks)
-            self.step(5, "materialize the trends report (PyHive + chart)", self.report)
-            self.step(6, "the three trend tables", self.print_trends)
+            self.step(5, "check the Hive tables against the ledger", self.checks)
+            self.step(6, "materialize the trends report (PyHive + chart)", self.report)
+            self.step(7, "the three trend tables", self.print_trends)
         except DemoStepError as error:
             self.say(f"FAILED: {error}")
             return 1
-        self.say(f"step 7/{self.steps}: done in {time.monotonic() - self.started:.0f} s. "
+        self.say(f"step 8/{self.steps}: done in {time.monotonic() - self.started:.0f} s. "
                  f"Runs are in the Dagster instance at {os.environ['DAGSTER_HOME']}.")
         if self.args.ui:
             from berka_assets.ui.dev import main as dev
@@ -217,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1_000.0, help="mean messages per second")
     parser.add_argument("--tick-seconds", type=float, default=2.0,
                         help="seconds between sensor evaluations while waiting for data")
+    parser.add_argument("--source", choices=("s3", "folder"), default="s3",
+                        help="replay and load from the local S3 store (the sample uploaded "
+                        "there first) or straight from the sample folder")
     parser.add_argument("--ui", action="store_true",
                         help="afterwards keep the Dagster UI running with the sensors on")
     parser.add_argument("--port", type=int, default=3000, help="port of the UI with --ui")

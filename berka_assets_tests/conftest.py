@@ -11,6 +11,18 @@ from berka_assets.config import Settings, load_secrets_into_environment, load_se
 from berka_assets.stack import cli
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever needs the stack is an integration test, whether or not its module says so:
+    `-m "not integration"` then never starts a server. Tests under cluster/ are `cluster`
+    and `slow`."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+        if "/cluster/" in str(item.path):
+            item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Settings]:
     """Every service of berka-stack, up and healthy, for the whole session."""

@@ -205,6 +205,32 @@ def thrift_server_command(extra: list[str]) -> tuple[list[str], dict]:
     return command, {"kind": "tcp", "host": "127.0.0.1", "port": hive.port}
 
 
+def streaming_job_command(extra: list[str]) -> tuple[list[str], dict]:
+    """The continuous Structured Streaming job (spark_streaming/job.py) on the cluster; its
+    options after the role, or from BERKA_STREAMING_ARGS."""
+    from berka_assets.stack.spark import (
+        STREAMING_UI_PORT,
+        streaming_args_from_env,
+        streaming_job_submit,
+        write_spark_conf,
+    )
+
+    write_spark_conf(_settings())
+    command = streaming_job_submit(extra or streaming_args_from_env(), tuple(_driver_options()))
+    return command, {"kind": "tcp", "host": "127.0.0.1", "port": STREAMING_UI_PORT}
+
+
+S3_PORT = 9000
+
+
+def s3_command(extra: list[str]) -> tuple[list[str], dict]:
+    """The S3-compatible store of the compose stack: moto's server, the same as the local
+    stack's (`berka-stack up s3`), from this image. It keeps objects in memory; `init` puts
+    the shipped sample back after a restart."""
+    command = [sys.executable, "-m", "moto.server", "-H", "0.0.0.0", "-p", str(S3_PORT), *extra]
+    return command, {"kind": "http", "url": f"http://127.0.0.1:{S3_PORT}/moto-api/"}
+
+
 def _workspace() -> str:
     from berka_assets.config import REPO_ROOT
 
@@ -229,6 +255,8 @@ ROLES = {
     "hive-metastore": hive_metastore_command,
     "spark-connect": spark_connect_command,
     "thrift-server": thrift_server_command,
+    "streaming-job": streaming_job_command,
+    "s3": s3_command,
     "dagster-webserver": dagster_webserver_command,
     "dagster-daemon": dagster_daemon_command,
 }
@@ -244,13 +272,17 @@ def run_role(role: str, extra: list[str]) -> None:
     """Record the role's health check, then replace this process with the role's program."""
     command, health = ROLES[role](extra)
     env = dict(os.environ)
-    if role not in ("dagster-webserver", "dagster-daemon"):
+    if role not in ("dagster-webserver", "dagster-daemon", "s3"):
         from berka_assets.stack.spark import spark_env
 
         env.update(spark_env())
         if role in ("spark-master", "spark-worker"):
             # Master and worker need no spark-defaults (it holds the metastore password).
             env.pop("SPARK_CONF_DIR", None)
+        if role == "streaming-job":
+            from berka_assets.config import REPO_ROOT
+
+            env["PYTHONPATH"] = str(REPO_ROOT)  # spark_streaming/ beside the package
     path = role_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"role": role, **health}))
@@ -337,7 +369,8 @@ def create_topics() -> None:
     from berka_assets.stack.kafka import ensure_topics
 
     kafka = _settings().kafka
-    ensure_topics(kafka.bootstrap_servers, {kafka.topic: kafka.partitions, kafka.dlq_topic: 1})
+    ensure_topics(kafka.bootstrap_servers, {kafka.topic: kafka.partitions, kafka.dlq_topic: 1},
+                  replication_factor=kafka.replication_factor)
 
 
 def create_bucket() -> None:
@@ -346,14 +379,21 @@ def create_bucket() -> None:
     s3 = _settings().s3
     client = boto3.client("s3", endpoint_url=s3.endpoint_url or None, region_name=s3.region)
     existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
-    if s3.bucket in existing:
-        return
-    if s3.region == "us-east-1":
-        client.create_bucket(Bucket=s3.bucket)
-    else:
-        client.create_bucket(
-            Bucket=s3.bucket, CreateBucketConfiguration={"LocationConstraint": s3.region}
-        )
+    if s3.bucket not in existing:
+        if s3.region == "us-east-1":
+            client.create_bucket(Bucket=s3.bucket)
+        else:
+            client.create_bucket(
+                Bucket=s3.bucket, CreateBucketConfiguration={"LocationConstraint": s3.region}
+            )
+    # An empty prefix gets the shipped sample, so the S3 source works out of the box; a
+    # prefix that holds files (yours) is left alone.
+    listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=s3.prefix, MaxKeys=1)
+    if not listed.get("KeyCount"):
+        from berka_assets.config import Settings
+        from berka_assets.resources.berka_source import upload_folder
+
+        upload_folder(client, Settings().data_dir, s3.bucket, s3.prefix)
 
 
 def create_hive_database() -> None:

@@ -5,7 +5,7 @@ Run with spark-submit (or `berka-stack up streaming-job`):
     spark-submit spark_streaming/job.py --trigger-seconds 2
 
 It applies the same functions as the Dagster micro-batches (berka_assets.transformations) and
-commits through the same batch ledger (berka_assets.spark_jobs.stream_batch.run_stream_batch):
+commits through the same batch ledger (spark_streaming/stream_batch.py run_stream_batch):
 foreachBatch hands each trigger's records to it, the ledger in MySQL trims anything already
 committed, so a batch replayed after a crash replaces and never adds. For latency it keeps the
 committed trans_ids and the trend cube in memory (rebuilt from the tables at start) instead of
@@ -27,17 +27,18 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from berka_assets import transformations as T
-from berka_assets.config import load_secrets_into_environment, load_settings, secret, var_dir
-from berka_assets.resources.kafka import KafkaResource
-from berka_assets.resources.mysql import MySQLResource
+from berka_assets.clients.kafka import KafkaClient
+from berka_assets.clients.mysql import MySQLClient
+from berka_assets.config import load_secrets_into_environment, load_settings, var_dir
 from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets.spark_jobs.jvm_functions import register_jvm_functions
 from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import read_reference
-from berka_assets.spark_jobs.stream_batch import load_committed_state, run_stream_batch
+from berka_assets.spark_jobs.microbatch import finish_plan, read_reference
 from berka_assets.spark_jobs.stream_metrics import StreamMetrics
+from spark_streaming.maintenance import DeltaMaintenance
 from spark_streaming.metrics import progress_listener
 from spark_streaming.reference_cache import ReferenceCache
+from spark_streaming.stream_batch import load_committed_state, run_stream_batch
 
 WRITER = "spark-streaming"
 log = logging.getLogger("berka.streaming")
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reference-refresh-seconds", type=float, default=300.0,
                         help="re-read the MySQL reference tables this often, without a restart")
     parser.add_argument("--starting-offsets", default="earliest")
+    parser.add_argument("--maintenance-minutes", type=float, default=10.0,
+                        help="compact (OPTIMIZE) and VACUUM the Delta tables this often, beside "
+                        "the stream; 0: never")
     return parser.parse_args(argv)
 
 
@@ -63,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     load_secrets_into_environment()
     args = parse_args(argv)
     settings = load_settings()
-    mysql = MySQLResource(password=secret(settings.mysql.password_env))
-    kafka = KafkaResource()
-    tables = HiveTables(args.hive_database)
+    mysql = MySQLClient.from_settings(settings.mysql)
+    kafka = KafkaClient.from_settings(settings.kafka)  # with the SASL password, if any
+    tables = HiveTables(args.hive_database, settings.spark.delta_retention_hours)
     ledger = BatchLedger(mysql.connect, args.hive_database)
     ledger.ensure_table()
     ledger.claim(WRITER)
@@ -73,11 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     spark = SparkSession.builder.appName("berka-streaming").getOrCreate()
     register_jvm_functions(spark)  # the message parser of transformations.parse_messages
     tables.ensure(spark)
-    # This job holds the writer claim: leftovers can only be its own crashed batch's, so they
-    # are dropped once here rather than looked for in every batch.
-    leftovers = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
-    if leftovers:
-        log.warning("dropped partitions of uncommitted batches: %s", sorted(leftovers))
     metrics = StreamMetrics(mysql.connect, args.hive_database)
     metrics.ensure_table()
     spark.streams.addListener(progress_listener(metrics))
@@ -86,6 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         refresh_seconds=args.reference_refresh_seconds,
     )
     kafka_options = kafka.spark_options()
+    # This job holds the writer claim: a batch left planned can only be its own, crashed one,
+    # so it is looked for once here rather than in every batch.
+    pending = ledger.pending()
+    if pending is not None:
+        log.warning("finishing batch %s, planned and not committed (a crash): %s",
+                    pending.batch_id, pending.ranges)
+        finish_plan(spark, kafka_options, pending, reference.data, tables, ledger)
+    maintenance = DeltaMaintenance(spark, tables, args.maintenance_minutes * 60)
+    maintenance.start()
 
     state = load_committed_state(spark, tables, ledger)
     log.info("committed state loaded: %s trend cube rows", len(state.cube))
@@ -141,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         stopping.wait(1.0)
     if stopping.is_set():
         _stop_between_batches(query)
+    maintenance.stop()
     exception = query.exception()
     spark.stop()
     if exception is not None:

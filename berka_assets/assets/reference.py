@@ -5,8 +5,11 @@ import time
 
 import dagster as dg
 
+from berka_assets.assets.catalog import OWNERS, mysql_table_metadata, table_value
+from berka_assets.assets.source import SOURCE_FILES_KEY
 from berka_assets.berka.reader import TableReader, read_table
 from berka_assets.berka.schema import get_table, load_order
+from berka_assets.config import MySQLSettings
 from berka_assets.reference import mysql_loader
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.mysql import MySQLResource
@@ -27,7 +30,9 @@ def _spec(table: str) -> dg.AssetSpec:
         description=definition.description or f"Berka {table} table in MySQL",
         group_name="reference",
         kinds={"mysql"},
-        deps=[reference_key(parent) for parent in sorted(parents)],
+        deps=[SOURCE_FILES_KEY, *(reference_key(parent) for parent in sorted(parents))],
+        metadata=mysql_table_metadata(table, MySQLSettings().database),
+        owners=OWNERS,
         skippable=True,
     )
 
@@ -80,12 +85,12 @@ def reference_tables(
                 "rows_upserted": load.inserted_or_updated,
                 "rows_deleted": load.deleted,
                 "load_seconds": round(load.seconds, 3),
-                "preview": dg.MetadataValue.md(previews[load.table]),
+                "preview": previews[load.table],
             },
         )
 
 
-def _preview(connection, table: str) -> str:
+def _preview(connection, table: str) -> dg.MetadataValue:
     definition = get_table(table)
     columns = definition.column_names
     with connection.cursor() as cursor:
@@ -94,9 +99,7 @@ def _preview(connection, table: str) -> str:
             f"ORDER BY `{definition.primary_key}` LIMIT {PREVIEW_ROWS}"
         )
         rows = cursor.fetchall()
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return table_value(columns, rows)
 
 
 def source_row_count(berka_source: BerkaSourceResource, table: str) -> int:

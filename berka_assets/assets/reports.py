@@ -6,8 +6,11 @@ import time
 from decimal import Decimal
 
 import dagster as dg
+from pydantic import Field
 
+from berka_assets.assets.catalog import OWNERS, table_value
 from berka_assets.assets.streaming import TREND_TABLES, hive_key
+from berka_assets.automation import report_condition
 from berka_assets.config import SparkSettings, var_dir
 from berka_assets.resources.hive import HiveResource
 
@@ -15,16 +18,48 @@ from berka_assets.resources.hive import HiveResource
 MAX_INLINE_PNG_BYTES = 48 * 1024
 
 
-def fetch_trends(hive: HiveResource, database: str) -> dict[str, tuple[list[str], list[tuple]]]:
+class TrendsReportConfig(dg.Config):
+    """Empty for the latest trends; a Delta version or a timestamp of the trend cube for the
+    trends as they were then (time travel; the versions are in `DESCRIBE HISTORY` and in each
+    micro-batch's materialization metadata)."""
+
+    as_of_version: int | None = Field(
+        default=None, description="Version of the trend cube, as in DESCRIBE HISTORY.")
+    as_of_timestamp: str | None = Field(
+        default=None, description="A time such as '2026-12-01 18:00:00' (UTC).")
+
+
+def fetch_trends(hive: HiveResource, database: str, *, version: int | None = None,
+                 timestamp: str | None = None) -> dict[str, tuple[list[str], list[tuple]]]:
+    from berka_assets.spark_jobs.hive_tables import HiveTables
+
+    tables = HiveTables(database)
     order = {
         "monthly_trend": "year, month",
         "yearly_trend": "year",
         "trans_by_age_gender": "age_band, gender",
     }
     return {
-        table: hive.query(f"SELECT * FROM `{database}`.`{table}` ORDER BY {order[table]}")
+        table: hive.query(f"{tables.trend_sql(table, version=version, timestamp=timestamp)} "
+                          f"ORDER BY {order[table]}")
         for table in TREND_TABLES
     }
+
+
+def cube_version(hive: HiveResource, database: str, *, version: int | None = None,
+                 timestamp: str | None = None) -> tuple[int, str]:
+    """The trend cube's version (and its commit time) that the report shows."""
+    from berka_assets.spark_jobs.hive_tables import CUBE
+
+    columns, history = hive.query(f"DESCRIBE HISTORY `{database}`.`{CUBE}`")
+    rows = [dict(zip(columns, row, strict=True)) for row in history]  # newest first
+    for row in rows:
+        if version is not None and row["version"] > version:
+            continue
+        if timestamp is not None and str(row["timestamp"]) > timestamp.replace("T", " "):
+            continue
+        return int(row["version"]), str(row["timestamp"])
+    raise ValueError(f"the trend cube has no version at {version or timestamp}")
 
 
 def markdown_table(columns: list[str], rows: list[tuple], limit: int | None = None) -> str:
@@ -83,18 +118,25 @@ def trends_chart_png(trends: dict[str, tuple[list[str], list[tuple]]]) -> bytes:
     group_name="reports",
     kinds={"hive", "python"},
     deps=[hive_key(table) for table in TREND_TABLES],
+    automation_condition=report_condition(),
     description="The three trend tables read through the Spark Thrift Server (PyHive), as "
-    "markdown tables and a chart.",
+    "tables and a chart.",
+    owners=OWNERS,
 )
-def trends_report(context: dg.AssetExecutionContext, hive: HiveResource) -> dg.MaterializeResult:
+def trends_report(context: dg.AssetExecutionContext, config: TrendsReportConfig,
+                  hive: HiveResource) -> dg.MaterializeResult:
     database = SparkSettings().hive_database
+    as_of = {"version": config.as_of_version, "timestamp": config.as_of_timestamp}
     started = time.monotonic()
-    trends = fetch_trends(hive, database)
+    # The version first, then the three trends as of it: one consistent state even while
+    # batches commit between the queries.
+    version, committed_at = cube_version(hive, database, **as_of)
+    trends = fetch_trends(hive, database, version=version)
     query_seconds = time.monotonic() - started
     png = trends_chart_png(trends)
     reports = var_dir() / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    chart_path = reports / f"trends_{context.run_id}.png"
+    chart_path = reports / f"trends_{context.run.run_id}.png"
     chart_path.write_bytes(png)
     chart_md = (
         f"![trends](data:image/png;base64,{base64.b64encode(png).decode()})"
@@ -106,12 +148,14 @@ def trends_report(context: dg.AssetExecutionContext, hive: HiveResource) -> dg.M
         metadata={
             "chart": dg.MetadataValue.md(chart_md),
             "chart_path": dg.MetadataValue.path(str(chart_path)),
-            "yearly_trend": dg.MetadataValue.md(markdown_table(yearly_columns, yearly_rows)),
-            "trans_by_age_gender": dg.MetadataValue.md(
-                markdown_table(*trends["trans_by_age_gender"])
-            ),
-            "monthly_trend": dg.MetadataValue.md(markdown_table(*trends["monthly_trend"], 24)),
+            "yearly_trend": table_value(yearly_columns, yearly_rows),
+            "trans_by_age_gender": table_value(*trends["trans_by_age_gender"]),
+            "monthly_trend": table_value(*trends["monthly_trend"]),
             "months": len(trends["monthly_trend"][1]),
             "hive_query_seconds": round(query_seconds, 2),
+            "trend_cube_version": version,
+            "trend_cube_committed_at": committed_at,
+            "as_of": "latest" if as_of == {"version": None, "timestamp": None}
+            else ", ".join(f"{k} {v}" for k, v in as_of.items() if v is not None),
         }
     )

@@ -6,19 +6,29 @@ materializes all five Hive tables together, because they are written in one exac
 """
 
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
+from pydantic import Field
 
+from berka_assets.assets.catalog import OWNERS, hive_table_metadata
 from berka_assets.assets.reference import reference_key
-from berka_assets.config import KafkaSettings, SparkSettings
+from berka_assets.assets.source import SOURCE_FILES_KEY
+from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
+from berka_assets.offset_planning import catch_up_ranges
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.spark import connect_endpoint_reachable
 from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets.spark_jobs.kafka_source import OffsetRange
 from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import REFERENCE_TABLES, read_reference, run_batch
-from berka_assets.stack.process import port_open
+from berka_assets.spark_jobs.microbatch import (
+    ENRICHMENT_TABLES,
+    from_frontier,
+    read_reference,
+    run_batch,
+)
 
 TREND_TABLES = ("monthly_trend", "yearly_trend", "trans_by_age_gender")
 MICROBATCH_TAG = "berka/microbatch"
@@ -36,9 +46,12 @@ def hive_key(table: str) -> dg.AssetKey:
 kafka_topic = dg.AssetSpec(
     key=topic_key(),
     description="The Kafka topic the replay job writes Berka transactions to (one JSON message "
-    "per transaction, key = account_id). Observed by the Kafka sensor: end offsets and lag.",
+    "per transaction, key = account_id). Materialized by each replay run (messages sent, "
+    "offsets, dead letters); observed by the Kafka sensor (end offsets and lag).",
     group_name="streaming",
     kinds={"kafka"},
+    deps=[SOURCE_FILES_KEY],
+    owners=OWNERS,
 )
 
 
@@ -55,7 +68,10 @@ class MicrobatchConfig(dg.Config):
     partition's when the sensor runs one batch per tick (BERKA_SENSOR_RUN_PER=tick)."""
 
     topic: str = KafkaSettings().topic
-    ranges: list[PartitionRange]
+    ranges: list[PartitionRange] = Field(
+        default_factory=list,
+        description="Empty (a Materialize click): catch up from the ledger's frontier, at most "
+        "BERKA_SENSOR_MAX_RECORDS per partition. The sensor names its ranges.")
     hive_database: str = SparkSettings().hive_database
 
     def offset_ranges(self) -> list[OffsetRange]:
@@ -63,7 +79,8 @@ class MicrobatchConfig(dg.Config):
                 for r in self.ranges]
 
 
-_ENRICHMENT_DEPS = [reference_key(table) for table in REFERENCE_TABLES]
+_ENRICHMENT_DEPS = [reference_key(table) for table in ENRICHMENT_TABLES]
+_HIVE_DATABASE = SparkSettings().hive_database
 
 
 @dg.multi_asset(
@@ -72,18 +89,22 @@ _ENRICHMENT_DEPS = [reference_key(table) for table in REFERENCE_TABLES]
         dg.AssetSpec(
             hive_key("enriched_transactions"),
             description="Valid transactions enriched with district and the OWNER client's "
-            "gender and age band; one partition per committed micro-batch, merged once more "
-            "than BERKA_COMPACT_AFTER_BATCHES exist.",
+            "gender and age band: a Delta table, one commit per micro-batch, compacted and "
+            "vacuumed every BERKA_DELTA_MAINTAIN_EVERY_BATCHES batches.",
             group_name="streaming",
-            kinds={"spark", "hive"},
+            kinds={"spark", "delta", "hive"},
+            owners=OWNERS,
             deps=[topic_key(), *_ENRICHMENT_DEPS],
+            metadata=hive_table_metadata("enriched_transactions", _HIVE_DATABASE),
         ),
         dg.AssetSpec(
             hive_key("quarantine"),
             description="Records that could not be enriched, with raw payload, offset and reason.",
             group_name="streaming",
-            kinds={"spark", "hive"},
+            kinds={"spark", "delta", "hive"},
+            owners=OWNERS,
             deps=[topic_key()],
+            metadata=hive_table_metadata("quarantine", _HIVE_DATABASE),
         ),
         *[
             dg.AssetSpec(
@@ -91,13 +112,17 @@ _ENRICHMENT_DEPS = [reference_key(table) for table in REFERENCE_TABLES]
                 description=f"{table}: an aggregate of enriched_transactions (a view over "
                 "trend_cube, which each micro-batch rebuilds).",
                 group_name="trends",
-                kinds={"spark", "hive"},
+                kinds={"spark", "delta", "hive"},
+                owners=OWNERS,
                 deps=[hive_key("enriched_transactions")],
+                metadata=hive_table_metadata(table, _HIVE_DATABASE),
             )
             for table in TREND_TABLES
         ],
     ],
     op_tags={"kind": "spark"},
+    # A trend can be materialized on its own: it is then rebuilt from the committed data.
+    can_subset=True,
 )
 def microbatch(
     context: dg.AssetExecutionContext,
@@ -106,23 +131,48 @@ def microbatch(
     kafka: KafkaResource,
     mysql: MySQLResource,
 ):
-    """Enrich one Kafka offset range exactly once and refresh the trend tables."""
-    requested = config.offset_ranges()
+    """Enrich one Kafka offset range exactly once and refresh the trend tables; with no
+    ranges, catch up from the ledger's frontier; with only trends selected, rebuild them."""
     started = time.monotonic()
     ledger = BatchLedger(mysql.connect, config.hive_database)
     ledger.ensure_table()  # a clear "cannot reach MySQL" before any Spark JDBC stack trace
     ledger.claim(WRITER)
+    selected = context.selected_asset_keys
+    trends_only = not selected & {hive_key("enriched_transactions"), hive_key("quarantine")}
+    pending = ledger.pending()
+    partitions = kafka.partition_offsets(config.topic)
+    frontiers = ledger.frontiers(config.topic)
+    lows = {p.partition: p.low for p in partitions}
+    requested = config.offset_ranges() or catch_up_ranges(
+        config.topic, frontiers, partitions, SensorSettings().max_records_per_batch)
+    if (not trends_only and pending is None and not from_frontier(requested, frontiers, lows)
+            and not ledger.invisible_batches()):
+        # A retry of a run that failed after its commit, or a repeated click: committed and
+        # in the trends already, so no Spark work at all (a cold server took ~25 s for it).
+        context.log.info(f"{_describe(requested)} of {config.topic} is committed and visible")
+        yield from (dg.MaterializeResult(asset_key=key, metadata={
+            "batch_id": "(already committed)", "requested_offsets": _describe(requested),
+            "write_path": "(nothing written)"})
+            for key in sorted(selected))
+        return
     require_spark_endpoint()
     spark = pyspark.spark_session
+    spark_settings = SparkSettings()
+    tables = HiveTables(config.hive_database, spark_settings.delta_retention_hours)
+    # A batch a crash left planned is finished first (by run_batch): trends never show it half.
+    if trends_only and pending is None:
+        yield from _rebuild_trends_only(context, spark, tables, ledger)
+        return
     reference = read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties())
     result = run_batch(
         spark,
         kafka_options=kafka.spark_options(),
         requested=requested,
         reference=reference,
-        tables=HiveTables(config.hive_database),
+        tables=tables,
         ledger=ledger,
-        compact_after=SparkSettings().compact_after_batches,
+        maintain_every=spark_settings.maintain_every_batches,
+        low_offsets=lows,
     )
     elapsed = time.monotonic() - started
     end_offsets = {p.partition: p.high for p in kafka.partition_offsets(config.topic)}
@@ -143,26 +193,50 @@ def microbatch(
         "consumer_lag": lag,
         "rows_per_second": round(result.records / elapsed, 1) if elapsed else 0.0,
         "write_path": result.write_path or "(nothing written)",
-        "compacted_into": result.compacted_into or "(no compaction due)",
+        "finished_plan": result.finished_plan or "(none pending)",
+        "maintained": dg.MetadataValue.json(result.maintained or {}),
         "seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in result.seconds.items()}),
     }
-    yield dg.MaterializeResult(
+    results = [dg.MaterializeResult(
         asset_key=hive_key("enriched_transactions"),
         metadata={**batch_metadata, "dagster/row_count": result.enriched_rows,
-                  "enriched_rows": result.enriched_rows},
-    )
-    yield dg.MaterializeResult(
+                  "enriched_rows": result.enriched_rows,
+                  "delta_version": result.delta_versions.get("enriched_transactions", -1)},
+    ), dg.MaterializeResult(
         asset_key=hive_key("quarantine"),
         metadata={
             "batch_id": result.batch_id or "(nothing new)",
             "quarantined_rows": result.quarantined_rows,
             "reasons": dg.MetadataValue.json(result.reasons),
         },
-    )
-    for table in TREND_TABLES:
-        yield dg.MaterializeResult(
-            asset_key=hive_key(table), metadata={"rebuilt_after_batch": batch_metadata["batch_id"]}
+    )]
+    results += [
+        dg.MaterializeResult(
+            asset_key=hive_key(table),
+            metadata={"rebuilt_after_batch": batch_metadata["batch_id"],
+                      # The trend views read the cube: `VERSION AS OF` this shows these trends.
+                      "trend_cube_version": result.delta_versions.get("trend_cube", -1)},
         )
+        for table in TREND_TABLES
+    ]
+    yield from (r for r in results if r.asset_key in selected)
+
+
+def _rebuild_trends_only(context: dg.AssetExecutionContext, spark, tables: HiveTables,
+                         ledger: BatchLedger) -> Iterator[dg.MaterializeResult]:
+    """The selected trends from the committed data (one commit of the trend cube); nothing is
+    read from Kafka."""
+    started = time.monotonic()
+    tables.ensure(spark)
+    tables.rebuild_trends(spark)
+    ledger.mark_visible()
+    version = tables.version(spark, tables.cube)
+    context.log.info(f"trends of {tables.database} rebuilt from the committed data in "
+                     f"{time.monotonic() - started:.1f} s (trend_cube version {version})")
+    for key in sorted(context.selected_asset_keys):
+        yield dg.MaterializeResult(asset_key=key, metadata={
+            "rebuilt_after_batch": "(trends only: rebuilt from the committed data)",
+            "trend_cube_version": version})
 
 
 def require_spark_endpoint() -> None:
@@ -170,8 +244,7 @@ def require_spark_endpoint() -> None:
     remote = SparkSettings().remote
     if not remote:
         return
-    host, _, port = remote.removeprefix("sc://").split("/")[0].partition(":")
-    if not port_open(host, int(port or 15002), timeout=3):
+    if not connect_endpoint_reachable(remote):
         raise dg.Failure(
             description=f"The Spark Connect server at {remote} is not reachable. Start it "
             "(`berka-stack up spark-connect`) or set BERKA_SPARK_REMOTE; nothing was processed."
@@ -208,5 +281,6 @@ microbatch_job = dg.define_asset_job(
     "Kafka sensor).",
     # One process: the multiprocess default would start a Spark client per step.
     executor_def=dg.in_process_executor,
-    tags={MICROBATCH_TAG: "hive"},
+    # Retried by the daemon (run_retries in dagster.yaml): a batch is exactly once, so safe.
+    tags={MICROBATCH_TAG: "hive", "dagster/max_retries": "2"},
 )

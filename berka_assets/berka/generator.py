@@ -38,7 +38,7 @@ import time
 from array import array
 from calendar import monthrange
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -806,13 +806,15 @@ def generate(
     scale: float = 1.0,
     seed: int = 0,
     shard_accounts: int = SHARD_ACCOUNTS,
+    progress: Callable[[str], None] | None = None,
 ) -> GenerationResult:
     """Write all eight tables as `<table>.asc` into the folder `out` (created if needed).
 
     Accounts are generated `shard_accounts` at a time, so peak memory is that of one shard
     whatever the scale; the date-ordered files are then merged from the shards' sorted runs.
     Each file is written under a temporary name and renamed when complete, so a watcher never
-    sees half a file.
+    sees half a file. `progress`, if given, gets a line of text after each shard and before the
+    merge (a large scale takes minutes).
     """
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
@@ -827,21 +829,31 @@ def generate(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        rows = _generate_into(folder, rng, seed, scale, shard_accounts)
+        rows = _generate_into(folder, rng, seed, scale, shard_accounts, progress or _quiet)
     finally:
         if gc_was_enabled:
             gc.enable()
     return GenerationResult(folder, rows, time.perf_counter() - started)
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
 def _generate_into(
-    folder: Path, rng: random.Random, seed: int, scale: float, shard_accounts: int
+    folder: Path,
+    rng: random.Random,
+    seed: int,
+    scale: float,
+    shard_accounts: int,
+    progress: Callable[[str], None],
 ) -> dict[str, int]:
     opened = _opening_dates(rng, max(1, _scaled(REAL_ACCOUNTS, scale)))
     n_accounts = len(opened)
     partial = {table: folder / f".{table}.asc.partial" for table in load_order()}
     runs_dir = folder / ".runs"
-    merged = _shard_count(n_accounts, shard_accounts) > 1
+    n_shards = _shard_count(n_accounts, shard_accounts)
+    merged = n_shards > 1
     if merged:
         runs_dir.mkdir(exist_ok=True)
     writers = {
@@ -869,7 +881,11 @@ def _generate_into(
                     for row in values:
                         shard_writers[table].write_values(row)
                 static.tables.clear()
-                _write_trans(shard_rng, static.accounts, shard_writers["trans"], n_accounts)
+                trans_rows = _write_trans(
+                    shard_rng, static.accounts, shard_writers["trans"], n_accounts
+                )
+                progress(f"shard {index + 1}/{n_shards}: {len(shard.opened):,} accounts, "
+                         f"{trans_rows:,} trans rows")
                 del static, shard  # before the next shard is built, not after
             finally:
                 if merged:
@@ -878,6 +894,8 @@ def _generate_into(
         for table, writer in writers.items():
             writer.close()
             rows[table] = writer.rows_written
+        if merged:
+            progress(f"merging the {n_shards} shards' {', '.join(_DATE_ORDERED)} files by date")
         for table, column in _DATE_ORDERED.items():
             if merged:
                 rows[table] = _merge_runs(runs[table], partial[table], table, column)

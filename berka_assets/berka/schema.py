@@ -410,7 +410,8 @@ def spark_schema(table_name: str, *, include_derived: bool = True) -> StructType
 # --- MySQL / MariaDB --------------------------------------------------------------------------
 
 
-def _sql_type(column: Column) -> str:
+def mysql_type(column: Column) -> str:
+    """The column's MySQL/MariaDB type."""
     if column.kind is Kind.INT:
         return "INT"
     if column.kind in (Kind.MONEY, Kind.DECIMAL):
@@ -426,7 +427,7 @@ def mysql_create_table(table_name: str, *, if_not_exists: bool = True) -> str:
     """CREATE TABLE DDL for MySQL/MariaDB; identifiers are backquoted (`order` is reserved)."""
     table = get_table(table_name)
     lines = [
-        f"  `{c.name}` {_sql_type(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+        f"  `{c.name}` {mysql_type(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
     ]
     lines.append(f"  PRIMARY KEY (`{table.primary_key}`)")
     for fk in table.foreign_keys:

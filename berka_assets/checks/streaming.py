@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 
 from berka_assets.assets.streaming import TREND_TABLES, hive_key, require_spark_endpoint
+from berka_assets.automation import checks_condition
 from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
@@ -26,6 +27,7 @@ def _tables() -> HiveTables:
 
 @dg.asset_check(
     asset=hive_key("enriched_transactions"),
+    automation_condition=checks_condition(),
     description="Offsets consumed (ledger) = enriched rows + quarantined rows, and both tables "
     "hold exactly the rows the ledger committed.",
 )
@@ -51,6 +53,7 @@ def offsets_add_up(pyspark: PySparkResource, mysql: MySQLResource) -> dg.AssetCh
 
 
 @dg.asset_check(asset=hive_key("enriched_transactions"),
+                automation_condition=checks_condition(),
                 description="Every trans_id appears at most once.")
 def no_duplicate_trans_id(pyspark: PySparkResource) -> dg.AssetCheckResult:
     spark = pyspark.spark_session
@@ -68,6 +71,7 @@ def _trend_totals_check(table: str) -> dg.AssetChecksDefinition:
     count_column, amount_column = TOTAL_COLUMNS[table]
 
     @dg.asset_check(asset=hive_key(table), name="totals_match_enriched",
+                    automation_condition=checks_condition(),
                     description=f"{table}'s count and amount add up to enriched_transactions'.")
     def totals_match_enriched(pyspark: PySparkResource) -> dg.AssetCheckResult:
         spark = pyspark.spark_session
@@ -90,6 +94,7 @@ def _trend_totals_check(table: str) -> dg.AssetChecksDefinition:
 
 @dg.asset_check(
     asset=hive_key("monthly_trend"),
+    automation_condition=checks_condition(),
     description="Trends are fresh: either every offset in the topic is committed, or the last "
     "batch committed less than BERKA_FRESHNESS_MINUTES (default 10) ago.",
 )

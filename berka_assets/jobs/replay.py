@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from berka_assets.assets.streaming import topic_key
 from berka_assets.berka.reader import BerkaError
 from berka_assets.producer.options import ReplayConfig
 from berka_assets.producer.position import MySQLPositionStore
@@ -50,7 +51,7 @@ def replay_trans(
     kafka: KafkaResource,
     mysql: MySQLResource,
     berka_source: BerkaSourceResource,
-) -> Iterator[dg.Output]:
+) -> Iterator[dg.Output | dg.AssetMaterialization]:
     try:
         config.validate_options()
     except ValueError as error:
@@ -66,6 +67,17 @@ def replay_trans(
         ) from error
     except (ReplayError, BerkaError) as error:
         raise dg.Failure(description=str(error)) from error
+    if result.delivered or result.rejected:
+        # The topic is an asset: each replay that added messages is a materialization of it.
+        yield dg.AssetMaterialization(asset_key=topic_key(result.topic), metadata={
+            "messages_sent": result.delivered,
+            "dead_letters": result.rejected,
+            "dlq_topic": result.dlq_topic,
+            "source_uri": result.source_uri,
+            "end_offsets": dg.MetadataValue.json(
+                {str(p.partition): p.high for p in result.offsets}),
+            "dagster/row_count": sum(p.high - p.low for p in result.offsets),
+        })
     yield dg.Output(None, metadata=replay_metadata(result))
     if result.interrupted:
         # Metadata and position are recorded; now let Dagster end the run as canceled.

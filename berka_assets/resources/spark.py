@@ -7,6 +7,8 @@ configured by the same spark-defaults.conf (SPARK_CONF_DIR).
 
 from __future__ import annotations
 
+import socket
+
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
@@ -20,11 +22,16 @@ class ReleasingPySparkResource(PySparkResource):
     starts a run every few seconds. Its own (not the process's default session, which
     dagster-pyspark takes) so that releasing it cannot stop a session someone else uses."""
 
+    client_max_retries: int = 6
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         from pyspark.sql import SparkSession
+        from pyspark.sql.connect.client.retries import DefaultPolicy
 
-        self._spark_session = SparkSession.builder.remote(self.spark_config["spark.remote"]
-                                                          ).create()
+        session = SparkSession.builder.remote(self.spark_config["spark.remote"]).create()
+        session.client.set_retry_policies([
+            DefaultPolicy(max_retries=self.client_max_retries, max_backoff=5_000)])
+        self._spark_session = session
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._spark_session is not None:
@@ -35,5 +42,16 @@ class ReleasingPySparkResource(PySparkResource):
 def spark_resource(settings: SparkSettings | None = None) -> PySparkResource:
     settings = settings or SparkSettings()
     if settings.remote:
-        return ReleasingPySparkResource(spark_config={"spark.remote": settings.remote})
+        return ReleasingPySparkResource(spark_config={"spark.remote": settings.remote},
+                                        client_max_retries=settings.client_max_retries)
     return PySparkResource(spark_config={"spark.master": settings.master})
+
+
+def connect_endpoint_reachable(remote: str, timeout: float = 3.0) -> bool:
+    """Whether a Spark Connect endpoint (`sc://host:port/...`) accepts connections."""
+    host, _, port = remote.removeprefix("sc://").split("/")[0].partition(":")
+    try:
+        with socket.create_connection((host, int(port or 15002)), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,6 +1,6 @@
 """The Kafka sensor: new offsets on the topic become bounded, deterministic micro-batch runs."""
 
-import json
+import time
 
 import dagster as dg
 
@@ -11,52 +11,18 @@ from berka_assets.assets.streaming import (
     topic_key,
 )
 from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
-from berka_assets.resources.kafka import KafkaResource, PartitionOffsets
+from berka_assets.offset_planning import (
+    SensorCursor,
+    group_runs,
+    plan_ranges,
+    reconcile,
+    run_key,
+)
+from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.spark import connect_endpoint_reachable
 from berka_assets.spark_jobs.kafka_source import OffsetRange
 from berka_assets.spark_jobs.ledger import BatchLedger
-
-
-def plan_ranges(
-    topic: str,
-    next_offsets: dict[int, int],
-    partitions: list[PartitionOffsets],
-    max_records: int,
-) -> list[OffsetRange]:
-    """Cut each partition's new offsets into ranges of at most `max_records`.
-
-    Pure and deterministic: the same cursor and end offsets always give the same ranges, so a
-    repeated evaluation produces the same run keys and Dagster launches each range once.
-    """
-    ranges = []
-    for partition in partitions:
-        start = max(next_offsets.get(partition.partition, partition.low), partition.low)
-        while start < partition.high:
-            end = min(start + max_records, partition.high)
-            ranges.append(OffsetRange(topic, partition.partition, start, end))
-            start = end
-    return ranges
-
-
-def run_key(ranges: list[OffsetRange]) -> str:
-    """`<topic>-<partition>-<start>-<end>`; a per-tick batch joins its partitions with `_`."""
-    return f"{ranges[0].topic}-" + "_".join(f"{r.partition}-{r.start}-{r.end}" for r in ranges)
-
-
-def group_runs(ranges: list[OffsetRange], run_per: str) -> list[list[OffsetRange]]:
-    """One run per range ("partition"), or the i-th range of every partition together ("tick":
-    fewer, larger runs, so lower latency when runs are serialized)."""
-    if run_per == "partition":
-        return [[r] for r in ranges]
-    by_partition: dict[int, list[OffsetRange]] = {}
-    for offset_range in ranges:
-        by_partition.setdefault(offset_range.partition, []).append(offset_range)
-    rounds = max((len(v) for v in by_partition.values()), default=0)
-    return [
-        [chunks[i] for chunks in by_partition.values() if i < len(chunks)]
-        for i in range(rounds)
-    ]
-
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -67,11 +33,15 @@ IN_FLIGHT = [
 
 
 def run_in_flight(instance: dg.DagsterInstance, hive_database: str) -> dg.DagsterRun | None:
-    """A micro-batch run of this Hive database that is queued or running, if any."""
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(tags={MICROBATCH_TAG: hive_database}, statuses=IN_FLIGHT), limit=1
-    )
-    return runs[0] if runs else None
+    """A micro-batch run of this Hive database that is queued or running, or that failed and
+    that the daemon is about to retry (run_retries in dagster.yaml), if any."""
+    tags = {MICROBATCH_TAG: hive_database}
+    runs = instance.get_runs(filters=dg.RunsFilter(tags=tags, statuses=IN_FLIGHT), limit=1)
+    if runs:
+        return runs[0]
+    failed = instance.get_runs(
+        filters=dg.RunsFilter(tags=tags, statuses=[dg.DagsterRunStatus.FAILURE]), limit=5)
+    return next((run for run in failed if run.is_complete_and_waiting_to_retry), None)
 
 
 def build_kafka_sensor(
@@ -97,8 +67,8 @@ def build_kafka_sensor(
         job=microbatch_job,
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.STOPPED,
-        description=f"Watches the end offsets of Kafka topic {topic!r} and launches one "
-        f"micro-batch run per partition range of at most {max_records:,} records.",
+        description=f"Watches the end offsets of Kafka topic {topic!r} and launches "
+        f"micro-batch runs (one per {run_per}) of at most {max_records:,} records per partition.",
     )
     def kafka_sensor(
         context: dg.SensorEvaluationContext, kafka: KafkaResource, mysql: MySQLResource
@@ -106,21 +76,45 @@ def build_kafka_sensor(
         # Backpressure: while a run of this database is queued or running, new offsets wait
         # and the next run takes them all (up to the batch limit). Launching a run per tick
         # regardless would queue runs faster than they finish, and latency would grow without
-        # bound; the cursor only moves when runs are requested, so nothing is skipped.
+        # bound. Nothing is skipped: planning starts at the ledger's frontier, not the cursor.
         busy = run_in_flight(context.instance, hive_database)
         if busy is not None:
+            status = ("failed and is about to be retried" if busy.is_complete_and_waiting_to_retry
+                      else busy.status.value.lower())
             return dg.SensorResult(skip_reason=(
                 f"micro-batch run {busy.run_id[:8]} of Hive database {hive_database!r} is "
-                f"{busy.status.value.lower()}; new offsets go into the next run"
+                f"{status}; new offsets go into the next run"
             ))
         partitions = kafka.partition_offsets(topic)
-        if context.cursor:
-            next_offsets = {int(p): o for p, o in json.loads(context.cursor).items()}
-        else:
-            # First evaluation: continue from what is already committed to Hive, if anything.
-            ledger = BatchLedger(mysql.connect, hive_database)
-            ledger.ensure_table()
-            next_offsets = ledger.frontiers(topic)
+        ledger = BatchLedger(mysql.connect, hive_database)
+        ledger.ensure_table()
+        cursor = SensorCursor.parse(context.cursor)
+        # No run in flight: everything scheduled has committed or failed, so the ledger's
+        # frontier is where to continue; the cursor tells which of the two happened.
+        now = time.time()
+        state = reconcile(cursor, ledger.frontiers(topic), partitions, now=now,
+                          interval=interval)
+        if state.replan:
+            # Kafka and MySQL answered this tick; a failed run's usual cause is Spark.
+            remote = SparkSettings().remote
+            if remote and not connect_endpoint_reachable(remote, timeout=1.0):
+                return dg.SensorResult(skip_reason=(
+                    f"offsets of a failed run wait for the Spark Connect server at {remote}, "
+                    "which does not answer; planned again as soon as it does (a down server "
+                    "adds no back-off: the back-off only spaces failures with it up)"))
+        for warning in state.warnings:
+            context.log.warning(warning)
+        if state.wait_seconds > 0:
+            return dg.SensorResult(skip_reason=(
+                f"the last micro-batch of {hive_database!r} failed; planning its offsets again "
+                f"in {state.wait_seconds:.0f} s (attempt {cursor.replans + 1 if cursor else 1})"))
+        replans = (cursor.replans + 1) if (state.replan and cursor) else 0
+        if state.replan:
+            context.log.warning(
+                f"offsets scheduled up to {cursor.scheduled if cursor else {}} were not "
+                f"committed (a failed run); planning them again from {state.next_offsets} "
+                f"(attempt {replans})")
+        next_offsets = dict(state.next_offsets)
         ranges = plan_ranges(topic, next_offsets, partitions, max_records)
         for offset_range in ranges:
             next_offsets[offset_range.partition] = offset_range.end
@@ -130,15 +124,36 @@ def build_kafka_sensor(
             metadata={
                 "end_offsets": dg.MetadataValue.json({p.partition: p.high for p in partitions}),
                 "messages_in_topic": sum(p.high - p.low for p in partitions),
+                "committed_up_to": dg.MetadataValue.json(state.next_offsets),
                 "scheduled_up_to": dg.MetadataValue.json(next_offsets),
                 "unscheduled_lag": sum(lag.values()),
                 "new_runs": len(ranges),
             },
         )
+        new_cursor = SensorCursor(next_offsets, replans, now if state.replan else 0.0)
+        if not ranges and ledger.invisible_batches():
+            # A run died between its ledger commit and its trends: with no new data no batch
+            # would ever show it, so a run with empty ranges rebuilds the trends.
+            at_frontier = [OffsetRange(topic, p, o, o) for p, o in sorted(next_offsets.items())]
+            context.log.warning("committed batches are not in the trends yet (a run stopped "
+                                "after its commit); requesting a trends-only run")
+            return dg.SensorResult(
+                run_requests=[dg.RunRequest(
+                    run_key=f"{run_key(at_frontier)}-trends-{replans}-{int(now)}",
+                    run_config=microbatch_run_config(at_frontier, hive_database),
+                    tags={MICROBATCH_TAG: hive_database, "berka/records": "0"})],
+                cursor=new_cursor.dump())
+        if not ranges:
+            return dg.SensorResult(
+                skip_reason=f"no new offsets on {topic!r}; all committed up to "
+                f"{state.next_offsets}",
+                cursor=new_cursor.dump(),
+                asset_events=[observation] if state.warnings or not context.cursor else [],
+            )
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=run_key(group),
+                    run_key=run_key(group, replans),
                     run_config=microbatch_run_config(group, hive_database),
                     tags={
                         MICROBATCH_TAG: hive_database,
@@ -146,10 +161,12 @@ def build_kafka_sensor(
                         "berka/records": str(sum(r.count for r in group)),
                     },
                 )
-                for group in group_runs(ranges, run_per)
+                # Failed offsets planned again go in one run: after an outage, catching up
+                # should not wait for a run start per partition.
+                for group in group_runs(ranges, "tick" if state.replan else run_per)
             ],
-            cursor=json.dumps({str(p): o for p, o in sorted(next_offsets.items())}),
-            asset_events=[observation] if ranges or not context.cursor else [],
+            cursor=new_cursor.dump(),
+            asset_events=[observation],
         )
 
     return kafka_sensor

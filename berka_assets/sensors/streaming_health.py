@@ -4,8 +4,11 @@ import json
 
 import dagster as dg
 
+from berka_assets.assets.reference import reference_key
+from berka_assets.assets.streaming import topic_key
 from berka_assets.config import SparkSettings
 from berka_assets.resources.mysql import MySQLResource
+from berka_assets.spark_jobs.microbatch import ENRICHMENT_TABLES
 from berka_assets.spark_jobs.stream_metrics import StreamMetrics
 
 
@@ -19,7 +22,9 @@ streaming_job_asset = dg.AssetSpec(
     "database it writes. Observed from its progress reports: input and processed rows/s, "
     "offsets behind latest, batch duration.",
     group_name="streaming",
-    kinds={"spark", "hive"},
+    kinds={"spark", "delta", "hive"},
+    # What it reads: the topic, and the reference tables it enriches with.
+    deps=[topic_key(), *(reference_key(table) for table in ENRICHMENT_TABLES)],
 )
 
 

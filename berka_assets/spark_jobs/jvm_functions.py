@@ -25,6 +25,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from berka_assets.messages import trans_message
+from berka_assets.spark_jobs.udf_jar import built_udf_jar
 
 # transformations.parse_messages calls it: trans message JSON bytes -> the message struct.
 PARSE_TRANS_MESSAGE = "berka_parse_trans_message"
@@ -44,9 +45,7 @@ def register_jvm_functions(spark: SparkSession) -> None:
     with _lock:
         if spark in _registered:
             return
-        from berka_assets.stack.prereqs import ensure_udf_jar
-
-        jar = ensure_udf_jar()
+        jar = built_udf_jar()
         expected = file_sha256(jar)
         loaded = loaded_jar_sha256(spark)
         if loaded is None:

@@ -1,14 +1,21 @@
 """The batch ledger: which Kafka offsets are committed to which Hive database, kept in MySQL.
 
-Spark never commits Kafka offsets, and Hive tables have no transactions, so exactly-once rests on
-this table: a batch's rows count only once its ledger rows are committed (one MySQL transaction),
-and every batch starts from the committed frontier of each partition. Re-running a batch,
-running overlapping ranges, or retrying after a crash therefore neither adds nor drops a record.
+Spark never commits Kafka offsets, so the offsets live here: per Hive database and Kafka
+partition the committed ranges, whose end is where every batch starts (so re-runs, duplicate
+ticks and overlapping ranges neither add nor skip a record), with each batch's counts and when
+its records became visible.
+
+A batch's rows go to Delta tables (hive_tables), which MySQL cannot commit together with. So a
+batch is first *planned* here (`plan`: its ranges and a sequence number, one open plan per
+database), then appended to the Delta tables, then committed here. A crash anywhere in between
+leaves the plan open, and the next batch finishes exactly that plan first: the same offsets
+written again in place of whatever rows of the batch a table committed, then the ledger commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -47,6 +54,17 @@ CREATE TABLE IF NOT EXISTS hive_database_writer (
 """
 
 
+PLAN_DDL = """
+CREATE TABLE IF NOT EXISTS microbatch_plan (
+  hive_database VARCHAR(128) NOT NULL PRIMARY KEY,
+  batch_seq     BIGINT       NOT NULL,
+  batch_id      VARCHAR(255) NULL,
+  ranges        TEXT         NULL,
+  planned_at    DATETIME(3)  NOT NULL
+) ENGINE=InnoDB
+"""
+
+
 class LedgerConflict(RuntimeError):
     """The ledger moved under us: another writer committed the same offsets."""
 
@@ -60,6 +78,15 @@ class PartitionCommit:
     offset_range: OffsetRange
     enriched_rows: int
     quarantined_rows: int
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """A planned batch: its offsets, and its number in its database (1, 2, ...)."""
+
+    batch_id: str
+    ranges: list[OffsetRange]
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -79,15 +106,22 @@ class BatchLedger:
         with self._connect() as connection, connection.cursor() as cursor:
             cursor.execute(LEDGER_DDL)
             cursor.execute(OWNER_DDL)
-            # Ledgers created before visible_at existed get the column added once.
+            cursor.execute(PLAN_DDL)
+            # Tables of earlier releases are brought up to date once: the ledger gained
+            # visible_at; the plan table lost delta_app_id (replays replace their rows now).
             cursor.execute(
-                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
-                "DATABASE() AND table_name = 'microbatch_ledger' AND column_name = 'visible_at'"
+                "SELECT table_name, column_name FROM information_schema.columns WHERE "
+                "table_schema = DATABASE() AND ((table_name = 'microbatch_ledger' AND "
+                "column_name = 'visible_at') OR (table_name = 'microbatch_plan' AND "
+                "column_name = 'delta_app_id'))"
             )
-            if cursor.fetchone()[0] == 0:
+            found = {tuple(row) for row in cursor.fetchall()}
+            if ("microbatch_ledger", "visible_at") not in found:
                 cursor.execute(
                     "ALTER TABLE microbatch_ledger ADD COLUMN visible_at DATETIME(3) NULL"
                 )
+            if ("microbatch_plan", "delta_app_id") in found:
+                cursor.execute("ALTER TABLE microbatch_plan DROP COLUMN delta_app_id")
 
     def claim(self, writer: str) -> None:
         """Make `writer` the only kind of writer of this Hive database, or refuse clearly."""
@@ -118,28 +152,65 @@ class BatchLedger:
             )
             return {int(partition): int(end) for partition, end in cursor.fetchall()}
 
-    def committed_batch_ids(self) -> set[str]:
+    def pending(self) -> BatchPlan | None:
+        """The planned batch not committed yet (a crash interrupted it), if any."""
         with self._connect() as connection, connection.cursor() as cursor:
             cursor.execute(
-                "SELECT DISTINCT batch_id FROM microbatch_ledger WHERE hive_database = %s",
-                (self.hive_database,),
-            )
-            return {row[0] for row in cursor.fetchall()}
+                "SELECT batch_id, ranges, batch_seq FROM microbatch_plan "
+                "WHERE hive_database = %s AND batch_id IS NOT NULL", (self.hive_database,))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        batch_id, ranges, seq = row
+        return BatchPlan(batch_id, [OffsetRange(*r) for r in json.loads(ranges)], int(seq))
+
+    def plan(self, batch_id: str, ranges: list[OffsetRange]) -> BatchPlan:
+        """Plan the next batch: the ranges must start at the committed frontiers, and no other
+        plan may be open."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT batch_seq, batch_id FROM microbatch_plan "
+                "WHERE hive_database = %s FOR UPDATE", (self.hive_database,))
+            row = cursor.fetchone()
+            if row is not None and row[1] is not None:
+                raise LedgerConflict(
+                    f"batch {row[1]} of Hive database {self.hive_database!r} is planned and not "
+                    f"committed; it must be finished before batch {batch_id}.")
+            for offset_range in ranges:
+                frontier = self._frontier(cursor, offset_range)
+                if frontier != -1 and frontier != offset_range.start:
+                    raise LedgerConflict(
+                        f"{offset_range.topic}[{offset_range.partition}] is committed up to "
+                        f"{frontier}, but batch {batch_id} starts at {offset_range.start}.")
+            seq = int(row[0]) + 1 if row else 1
+            encoded = json.dumps([[r.topic, r.partition, r.start, r.end] for r in ranges])
+            cursor.execute(
+                "REPLACE INTO microbatch_plan (hive_database, batch_seq, batch_id, ranges, "
+                "planned_at) VALUES (%s, %s, %s, %s, %s)",
+                (self.hive_database, seq, batch_id, encoded, _now()))
+        return BatchPlan(batch_id, list(ranges), seq)
+
+    def _frontier(self, cursor: Any, offset_range: OffsetRange) -> int:
+        # Locks the partition's frontier so two writers cannot both pass a check against it.
+        cursor.execute(
+            "SELECT COALESCE(MAX(end_offset), -1) FROM microbatch_ledger "
+            "WHERE hive_database = %s AND topic = %s AND kafka_partition = %s FOR UPDATE",
+            (self.hive_database, offset_range.topic, offset_range.partition),
+        )
+        return int(cursor.fetchone()[0])
 
     def commit(self, batch_id: str, commits: Iterable[PartitionCommit]) -> None:
-        """Record a batch in one transaction, refusing if any range is no longer contiguous."""
+        """Record a batch in one transaction, refusing if any range is no longer contiguous;
+        its plan, if it has one, is closed in the same transaction."""
         commits = list(commits)
         now = _now()
         with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE microbatch_plan SET batch_id = NULL, ranges = NULL "
+                "WHERE hive_database = %s AND batch_id = %s", (self.hive_database, batch_id))
             for commit in commits:
                 offset_range = commit.offset_range
-                # Lock the partition's frontier so two writers cannot both pass this check.
-                cursor.execute(
-                    "SELECT COALESCE(MAX(end_offset), -1) FROM microbatch_ledger "
-                    "WHERE hive_database = %s AND topic = %s AND kafka_partition = %s FOR UPDATE",
-                    (self.hive_database, offset_range.topic, offset_range.partition),
-                )
-                (frontier,) = cursor.fetchone()
+                frontier = self._frontier(cursor, offset_range)
                 if frontier != -1 and frontier != offset_range.start:
                     raise LedgerConflict(
                         f"{offset_range.topic}[{offset_range.partition}] is committed up to "
@@ -153,32 +224,6 @@ class BatchLedger:
                      offset_range.start, offset_range.end, batch_id, commit.enriched_rows,
                      commit.quarantined_rows, now),
                 )
-
-    def compact(self, batch_ids: list[str], into: str, enriched_rows: int,
-                quarantined_rows: int) -> None:
-        """Make batch `into` stand for `batch_ids` in one transaction, refusing unless it holds
-        exactly their rows. From then on the partitions of `batch_ids` are uncommitted, and the
-        next prepare drops any a crash left behind."""
-        marks = ", ".join(["%s"] * len(batch_ids))
-        with self._connect() as connection, connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT COALESCE(SUM(enriched_rows), 0), COALESCE(SUM(quarantined_rows), 0) "
-                f"FROM microbatch_ledger WHERE hive_database = %s AND batch_id IN ({marks}) "
-                "FOR UPDATE",
-                (self.hive_database, *batch_ids),
-            )
-            expected = tuple(int(n) for n in cursor.fetchone())
-            if expected != (enriched_rows, quarantined_rows):
-                raise LedgerConflict(
-                    f"compacting {len(batch_ids)} batches into {into}: the ledger has "
-                    f"{expected[0]} enriched and {expected[1]} quarantined rows for them, the "
-                    f"compacted partition {enriched_rows} and {quarantined_rows}; not compacted."
-                )
-            cursor.execute(
-                f"UPDATE microbatch_ledger SET batch_id = %s WHERE hive_database = %s "
-                f"AND batch_id IN ({marks})",
-                (into, self.hive_database, *batch_ids),
-            )
 
     def mark_visible(self, batch_ids: Iterable[str] | None = None) -> None:
         """The trend tables were just rebuilt from every committed batch (or from those of
@@ -202,7 +247,7 @@ class BatchLedger:
         """Committed batches not yet reflected in the trend tables."""
         with self._connect() as connection, connection.cursor() as cursor:
             cursor.execute(
-                "SELECT COUNT(*) FROM microbatch_ledger "
+                "SELECT COUNT(DISTINCT batch_id) FROM microbatch_ledger "
                 "WHERE hive_database = %s AND visible_at IS NULL",
                 (self.hive_database,),
             )
@@ -248,6 +293,9 @@ class BatchLedger:
             cursor.execute(
                 "DELETE FROM hive_database_writer WHERE hive_database = %s",
                 (self.hive_database,),
+            )
+            cursor.execute(
+                "DELETE FROM microbatch_plan WHERE hive_database = %s", (self.hive_database,)
             )
 
 

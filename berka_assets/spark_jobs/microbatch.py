@@ -1,15 +1,17 @@
-"""One exactly-once micro-batch: Kafka offsets -> enriched/quarantine partitions -> trends.
+"""One exactly-once micro-batch: Kafka offsets -> Delta tables (enriched, quarantine) -> trends.
 
-Order of work, and why each crash point is safe:
-1. drop partitions of batches that never committed (a crash left them behind);
+Order of work, and why each crash point is safe (ledger.py has the protocol):
+1. finish the batch a crash left planned but not committed, if any (the same offsets again,
+   replacing whatever rows of it a table committed);
 2. start every partition at the ledger's committed frontier, whatever range was requested, so
    re-runs, duplicate ticks and overlapping ranges cannot count a record twice or skip one;
-3. write the batch's partitions (INSERT OVERWRITE: a retry replaces them), in one pass over
-   Kafka unless the batch needs quarantine or de-duplication (write_batch);
-4. check the written counts add up to the offsets read, then commit the ledger rows in one
-   MySQL transaction: only now do the rows count;
-5. rebuild the trend tables from the enriched table (also when there was nothing new, so a crash
-   between 4 and 5 is repaired by the next run).
+3. classify the records (parse, validate, enrich, find duplicates of committed or earlier
+   records), check they add up to the offsets read, plan the batch in the ledger;
+4. append the quarantined and the enriched records, one Delta commit each;
+5. commit the ledger rows in one MySQL transaction;
+6. rebuild the trend cube from the enriched table in one commit (also when there was nothing
+   new, so a crash between 5 and 6 is repaired by the next run); every
+   `maintain_every` batches, compact and vacuum the tables.
 """
 
 from __future__ import annotations
@@ -25,18 +27,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from berka_assets import transformations as T
-from berka_assets.spark_jobs.hive_tables import HiveTables, WrittenCounts
+from berka_assets.spark_jobs.hive_tables import HiveTables, WrittenCounts, read_counts
 from berka_assets.spark_jobs.jvm_functions import register_jvm_functions
 from berka_assets.spark_jobs.kafka_source import OffsetRange, read_offset_ranges
-from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
+from berka_assets.spark_jobs.ledger import BatchLedger, BatchPlan, PartitionCommit
 
 log = logging.getLogger(__name__)
 
-REFERENCE_TABLES = ("account", "district", "disp", "client")
-WRITE_ONE_PASS = "one pass"
-WRITE_QUARANTINE_PASS = "one pass + quarantine pass"
-WRITE_STAGED = "staged (duplicates)"
-COMPACTED_PREFIX = "compacted."
+# The reference tables a transaction is enriched from (of the seven reference tables).
+ENRICHMENT_TABLES = ("account", "district", "disp", "client")
+WRITE_ENRICHED = "enriched only"
+WRITE_WITH_QUARANTINE = "enriched + quarantine"
+WRITE_REPLAYED = "replayed plan"
 Result = TypeVar("Result")
 
 
@@ -48,10 +50,12 @@ class BatchResult:
     enriched_rows: int = 0
     quarantined_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-    dropped_leftovers: list[str] = field(default_factory=list)
+    finished_plan: str | None = None  # a crashed batch's plan this run finished first
     seconds: dict[str, float] = field(default_factory=dict)
-    write_path: str | None = None  # WRITE_*: how the partitions were written
-    compacted_into: str | None = None  # the batch that now holds the compacted ones, if any
+    write_path: str | None = None  # WRITE_*: which tables the batch appended to
+    # Delta versions after the batch: enriched_transactions and trend_cube (time travel).
+    delta_versions: dict[str, int] = field(default_factory=dict)
+    maintained: dict[str, int] | None = None  # files compacted per table, when maintained
 
     @property
     def records(self) -> int:
@@ -64,7 +68,7 @@ def read_reference(
     """The reference tables over JDBC; small, so the enrichment broadcasts them."""
     frames = {
         name: spark.read.jdbc(jdbc_url, f"`{name}`", properties=dict(jdbc_properties))
-        for name in REFERENCE_TABLES
+        for name in ENRICHMENT_TABLES
     }
     return T.ReferenceData(**frames)
 
@@ -79,11 +83,18 @@ def batch_id_for(ranges: list[OffsetRange]) -> str:
     return batch_id
 
 
-def from_frontier(requested: list[OffsetRange], frontiers: Mapping[int, int]) -> list[OffsetRange]:
-    """Each partition's work starts at its committed frontier; finished partitions drop out."""
+def from_frontier(requested: list[OffsetRange], frontiers: Mapping[int, int],
+                  low_offsets: Mapping[int, int] | None = None) -> list[OffsetRange]:
+    """Each partition's work starts at its committed frontier; finished partitions drop out.
+
+    A partition with nothing committed starts at its first stored offset (`low_offsets`, when
+    known): had an earlier range failed, a later one must not leave a gap below it."""
     effective = []
     for offset_range in requested:
-        start = frontiers.get(offset_range.partition, offset_range.start)
+        start = frontiers.get(offset_range.partition,
+                              min(offset_range.start,
+                                  (low_offsets or {}).get(offset_range.partition,
+                                                          offset_range.start)))
         if offset_range.end > start:
             effective.append(
                 OffsetRange(offset_range.topic, offset_range.partition, start, offset_range.end)
@@ -99,43 +110,50 @@ def run_batch(
     reference: T.ReferenceData,
     tables: HiveTables,
     ledger: BatchLedger,
-    compact_after: int = 32,
+    maintain_every: int = 32,
+    low_offsets: Mapping[int, int] | None = None,
 ) -> BatchResult:
     """Process `requested` exactly once (the streaming job has its own: stream_batch).
 
-    `compact_after`: see compact_if_due."""
+    `maintain_every`: compact and vacuum the tables after every this many batches;
+    `low_offsets`: the first offset Kafka still stores per partition (see from_frontier)."""
     seconds: dict[str, float] = {}
     started = time.monotonic()
     topic = requested[0].topic
 
-    def prepare() -> tuple[set[str], list[OffsetRange]]:
+    def prepare() -> BatchPlan | None:
         ledger.ensure_table()  # first, so an unreachable MySQL fails fast and clearly
         register_jvm_functions(spark)  # the message parser of transformations.parse_messages
         tables.ensure(spark)
-        dropped = tables.drop_uncommitted(spark, ledger.committed_batch_ids())
-        return dropped, from_frontier(requested, ledger.frontiers(topic))
+        return ledger.pending()
 
-    leftovers, processed = _timed(seconds, "prepare", prepare)
-    if leftovers:
-        log.warning("dropped partitions of uncommitted batches: %s", sorted(leftovers))
+    pending = _timed(seconds, "prepare", prepare)
+    if pending is not None:
+        log.warning("finishing batch %s, planned and not committed (a crash): %s",
+                    pending.batch_id, pending.ranges)
+        _timed(seconds, "finish plan", lambda: finish_plan(
+            spark, kafka_options, pending, reference, tables, ledger))
+    processed = _timed(seconds, "frontier",
+                       lambda: from_frontier(requested, ledger.frontiers(topic), low_offsets))
+    finished = pending.batch_id if pending else None
     if not processed:
         log.info("offsets %s are already committed; rebuilding trends only", requested)
         _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
         ledger.mark_visible()
-        return BatchResult(None, requested, [], dropped_leftovers=sorted(leftovers),
-                           seconds=seconds)
+        return BatchResult(None, requested, [], finished_plan=finished, seconds=seconds)
 
     batch_id = batch_id_for(processed)
     records = read_offset_ranges(spark, kafka_options, processed)
-    counts, write_path = write_batch(spark, records, reference, tables, batch_id, processed,
-                                     seconds)
+    plan, counts, write_path = write_batch(
+        spark, records, reference, tables, ledger, batch_id, processed, seconds)
     commits = partition_commits(batch_id, processed, counts)
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
-    if write_path == WRITE_STAGED:
-        tables.clear_batch_work(spark, batch_id)
-    compacted_into = compact_if_due(spark, tables, ledger, compact_after, seconds)
+    maintained = None
+    if maintain_every > 0 and plan.seq % maintain_every == 0:
+        maintained = _timed(seconds, "maintain", lambda: tables.maintain(spark))
     _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
     ledger.mark_visible()
+    versions = _timed(seconds, "version", lambda: tables.versions(spark))
     seconds["total"] = time.monotonic() - started
     return BatchResult(
         batch_id=batch_id,
@@ -144,11 +162,29 @@ def run_batch(
         enriched_rows=sum(c.enriched_rows for c in commits),
         quarantined_rows=sum(c.quarantined_rows for c in commits),
         reasons=counts.reasons,
-        dropped_leftovers=sorted(leftovers),
+        finished_plan=finished,
         seconds=seconds,
         write_path=write_path,
-        compacted_into=compacted_into,
+        delta_versions=versions,
+        maintained=maintained,
     )
+
+
+def classify_batch(spark: SparkSession, records: DataFrame, reference: T.ReferenceData,
+                   tables: HiveTables, batch_id: str) -> DataFrame:
+    """Every record with its reason (null: valid), duplicates included: of an earlier record
+    of the batch, or of a committed one (the batch's own rows excluded, for a replay)."""
+    classified = T.classify(records, reference)
+    committed = tables.committed_trans_ids(spark, but_batch=batch_id)
+    return T.with_duplicate_reasons(classified, T.duplicate_reasons(classified, committed))
+
+
+def counted(final: DataFrame) -> WrittenCounts:
+    """Per Kafka partition (enriched, quarantined) and the reasons, of classified records."""
+    return read_counts(
+        final.groupBy(F.col("reason").isNotNull().cast("int").alias("side"),
+                      "kafka_partition", "reason")
+        .agg(F.count(F.lit(1)).alias("n")).collect())
 
 
 def write_batch(
@@ -156,91 +192,38 @@ def write_batch(
     records: DataFrame,
     reference: T.ReferenceData,
     tables: HiveTables,
+    ledger: BatchLedger,
     batch_id: str,
     processed: list[OffsetRange],
     seconds: dict[str, float],
-) -> tuple[WrittenCounts, str]:
-    """Write the batch's partitions (uncommitted) and return what was written and how.
+) -> tuple[BatchPlan, WrittenCounts, str]:
+    """Classify, count, plan and append the batch (not committed in the ledger yet).
 
-    A usual batch costs one pass over its records: the valid ones go straight from Kafka to
-    the enriched partition (parsing dominates a batch; writing through a staging table cost
-    ~37% more at 1M records). Then, on narrow columns of what was written:
-    - a trans_id written twice, or already committed: the batch is rewritten through the
-      staging table, which de-duplicates before anything is final (a re-sent range; rare);
-    - fewer rows than offsets: only the missing records are read again and classified, into
-      quarantine with their reasons.
-    The ledger's count check then holds either way: nothing is lost, nothing counted twice.
-    """
-    _timed(seconds, "write", lambda: tables.write_enriched(
-        spark, T.classify(records, reference), batch_id))
-    enriched, repeats = _timed(seconds, "count and duplicates", lambda: (
-        tables.enriched_counts_and_repeats(spark, batch_id, [r.partition for r in processed])))
-    if repeats:
-        log.info("batch %s repeats a trans_id; rewriting it through the staging table",
-                 batch_id)
-        # Earlier batches only: our own first write must not count as committed.
-        committed_ids = spark.table(tables.enriched).where(F.col("batch_id") != batch_id)
-        _timed(seconds, "staged write", lambda: tables.write_staged(
-            spark, T.classify(records, reference), batch_id, committed_ids.select("trans_id")))
-        return _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id)), \
-            WRITE_STAGED
-    if all(enriched[r.partition] == r.count for r in processed):
-        # Every record is enriched, so none is quarantined: and the batch's quarantine
-        # partition cannot hold stale rows, as prepare dropped every uncommitted partition.
-        return WrittenCounts({p: (n, 0) for p, n in enriched.items()}, {}), WRITE_ONE_PASS
-    rest = records.join(tables.written_offsets(spark, batch_id), ["partition", "offset"],
-                        "left_anti")
-    _timed(seconds, "quarantine", lambda: tables.write_quarantine(
-        spark, T.classify(rest, reference), batch_id))
-    return _timed(seconds, "recount", lambda: tables.batch_counts(spark, batch_id)), \
-        WRITE_QUARANTINE_PASS
-
-
-def batches_to_compact(committed: set[str], compact_after: int) -> list[str]:
-    """The committed batches to merge now: the loose ones once there are more than
-    `compact_after`, else the merged ones once there are more than that; else none."""
-    loose = sorted(b for b in committed if not b.startswith(COMPACTED_PREFIX))
-    merged = sorted(b for b in committed if b.startswith(COMPACTED_PREFIX))
-    if len(loose) > compact_after:
-        return loose
-    if len(merged) > compact_after:
-        return merged
-    return []
-
-
-def compact_if_due(spark: SparkSession, tables: HiveTables, ledger: BatchLedger,
-                   compact_after: int, seconds: dict[str, float]) -> str | None:
-    """Merge committed batch partitions once more than `compact_after` of them exist.
-
-    Every batch scans the whole enriched table (duplicate check, trend rebuild); with one
-    partition per batch, 3,000 partitions of 40 rows made each of those scans take 16 s. Loose
-    batch partitions merge into one "compacted." partition; compacted ones merge again once
-    there are more than `compact_after` of those. The ledger switches to the merged batch in one
-    transaction (BatchLedger.compact), after checking it holds exactly their rows. A crash
-    before that leaves an uncommitted merged partition, after it uncommitted originals: the next
-    prepare drops either, so no row counts twice or goes missing.
-    """
-    group = batches_to_compact(ledger.committed_batch_ids(), compact_after)
-    if not group:
-        return None
-    into = COMPACTED_PREFIX + hashlib.sha1("\n".join(group).encode()).hexdigest()[:16]
-    started = time.monotonic()
+    Kafka is read and parsed once: the classified records are cached for the count and the
+    two appends. The count is checked against the offsets before anything is planned."""
+    final = classify_batch(spark, records, reference, tables, batch_id).persist()
     try:
-        enriched, quarantined = tables.compact(spark, group, into)
-        ledger.compact(group, into, enriched, quarantined)
-        tables.drop_batches(spark, group)
-        tables.clear_batch_work(spark, into)  # its copy in the staging table
-    except Exception as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise MicrobatchError(
-            f"compacting {len(group)} committed batches into {into} failed: {first_line[:500]}. "
-            "This run's batch is committed; the next run drops what the compaction left and "
-            "rebuilds the trends."
-        ) from error
-    seconds["compact"] = time.monotonic() - started
-    log.info("compacted %d batches into %s (%d enriched, %d quarantined rows) in %.1f s",
-             len(group), into, enriched, quarantined, seconds["compact"])
-    return into
+        counts = _timed(seconds, "classify", lambda: counted(final))
+        partition_commits(batch_id, processed, counts)  # refuses before anything is written
+        plan = _timed(seconds, "plan", lambda: ledger.plan(batch_id, processed))
+        quarantine = bool(counts.reasons)
+        _timed(seconds, "write", lambda: tables.append_batch(
+            spark, final, batch_id, quarantine=quarantine))
+    finally:
+        final.unpersist()
+    return plan, counts, WRITE_WITH_QUARANTINE if quarantine else WRITE_ENRICHED
+
+
+def finish_plan(spark: SparkSession, kafka_options: Mapping[str, str], plan: BatchPlan,
+                reference: T.ReferenceData, tables: HiveTables, ledger: BatchLedger) -> None:
+    """Finish a batch a crash interrupted after it was planned: the same offsets classified
+    again and written in place of whatever rows of the batch a table committed (one commit
+    each), then the ledger commit, with the counts read back from the tables."""
+    records = read_offset_ranges(spark, kafka_options, plan.ranges)
+    final = classify_batch(spark, records, reference, tables, plan.batch_id)
+    tables.append_batch(spark, final, plan.batch_id, replace=True)
+    counts = tables.batch_counts(spark, plan.batch_id)
+    ledger.commit(plan.batch_id, partition_commits(plan.batch_id, plan.ranges, counts))
 
 
 def partition_commits(batch_id: str, processed: list[OffsetRange],

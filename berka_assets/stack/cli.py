@@ -1,4 +1,4 @@
-"""`berka-stack up | down | status | logs | env`: the local stack on 127.0.0.1.
+"""`berka-stack up | down | restart | status | logs | wipe`: the local stack on 127.0.0.1.
 
 Start order matters: MariaDB first (it holds the metastore), Kafka, then the Spark Connect server,
 which creates the Hive metastore schema alone, then the Thrift Server and the S3-compatible store.
@@ -7,9 +7,12 @@ which creates the Hive metastore schema alone, then the Thrift Server and the S3
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
+from pathlib import Path
 
+from berka_assets.config import SparkSettings, var_dir
 from berka_assets.stack import prereqs, process
 from berka_assets.stack.kafka import Kafka
 from berka_assets.stack.mariadb import MariaDB
@@ -67,6 +70,26 @@ def down(names: list[str] | None = None, *, echo=print) -> None:
             echo(f"  {service.name:<14} stopped")
 
 
+# What the pipeline keeps under var/ beside the servers' data: Hive's warehouse (Delta files),
+# the Dagster instance (run history, sensor cursors), the streaming job's checkpoints, reports.
+LOCAL_STATE = ("warehouse", "dagster-home", "checkpoints", "reports")
+
+
+def wipe_local_state(var: Path, warehouse: Path) -> list[Path]:
+    """Delete the pipeline's local state; a warehouse configured outside var/ is left alone.
+    Without this a wipe kept the sensor's cursor and the old Delta files (a new demo then
+    failed with LOCATION_ALREADY_EXISTS, and the sensor waited above the new topic's end)."""
+    removed = []
+    for name in LOCAL_STATE:
+        path = var / name
+        if name == "warehouse" and warehouse.resolve() != path.resolve():
+            continue
+        if path.exists():
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
 def status_lines() -> list[str]:
     statuses = [service.status() for service in all_services()]
     statuses += [s.status() for s in optional_services() if s.pid() is not None]
@@ -112,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                 wipe_data = getattr(service, "wipe", None)
                 if wipe_data:
                     wipe_data()
-            print("  all local data removed")
+            warehouse = SparkSettings().warehouse_dir.removeprefix("file://")
+            for path in wipe_local_state(var_dir(), Path(warehouse)):
+                print(f"  removed {path}")
+            print("  all local data removed (stop `make dev` first: its instance was in "
+                  "var/dagster-home)")
     except process.StackError as error:
         print(f"berka-stack: {error}", file=sys.stderr)
         return 1

@@ -190,7 +190,8 @@ class Kafka(Service):
 
     def after_start(self) -> None:
         ensure_topics(self.address, {self.settings.topic: self.settings.partitions,
-                                     self.settings.dlq_topic: 1})
+                                     self.settings.dlq_topic: 1},
+                      replication_factor=self.settings.replication_factor)
 
     def wipe(self) -> None:
         if self.pid() is not None:

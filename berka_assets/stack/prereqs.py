@@ -14,6 +14,12 @@ import subprocess
 from pathlib import Path
 
 from berka_assets.config import REPO_ROOT, secrets_file, var_dir
+from berka_assets.spark_jobs.udf_jar import (
+    UDF_JAR_NAME,
+    UDF_PROJECT,
+    udf_fingerprint,
+    udf_jar_dir,
+)
 from berka_assets.stack.process import StackError
 
 MIN_JAVA = 17
@@ -104,14 +110,10 @@ def jars(jar_set: str) -> list[Path]:
     return sorted(ensure_jars(jar_set).glob("*.jar"))
 
 
-UDF_PROJECT = REPO_ROOT / "jvm" / "udf"
-UDF_JAR_NAME = "berka-udf.jar"  # <finalName> in jvm/udf/pom.xml
-
-
 def ensure_udf_jar() -> Path:
     """Build the pipeline's own Spark functions (jvm/udf) into var/jars/udf, when their sources
     changed since the last build; return the jar."""
-    target = jar_dir("udf")
+    target = udf_jar_dir()
     jar = target / UDF_JAR_NAME
     marker = target / ".complete"
     fingerprint = udf_fingerprint()
@@ -138,16 +140,6 @@ def ensure_udf_jar() -> Path:
     shutil.copyfile(build_dir / UDF_JAR_NAME, jar)
     marker.write_text(fingerprint)
     return jar
-
-
-def udf_fingerprint() -> str:
-    """What `.complete` beside the jar holds once it is built from the current sources (the
-    Docker image writes it too, having built the jar in its Maven stage)."""
-    digest = hashlib.sha256()
-    for path in sorted([UDF_PROJECT / "pom.xml", *(UDF_PROJECT / "src").rglob("*.java")]):
-        digest.update(path.relative_to(UDF_PROJECT).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def ensure_mariadb_installed() -> None:

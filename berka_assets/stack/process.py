@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 from berka_assets.config import var_dir
 
 log = logging.getLogger(__name__)
@@ -61,18 +63,15 @@ def read_pid(name: str) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+    if pid <= 0:  # a damaged pid file; psutil refuses negative pids
         return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still answers kill(0); look at its state.
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess included (macOS raises it for zombies)
+        return False
+    except psutil.AccessDenied:  # another user's process: it exists
         return True
-    return state != "Z"
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -179,17 +178,10 @@ def stop_daemon(name: str, *, timeout: float = 30.0) -> bool:
     pid = read_pid(name)
     if pid is None:
         return False
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.2)
-    if _group_alive(pid):
+    if not _signal_and_wait(pid, signal.SIGTERM, timeout, poll=0.2):
         log.warning("%s (pid %s) did not stop within %.0f s of SIGTERM; killing it", name, pid,
                     timeout)
-        _signal_group(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.1)
+        _signal_and_wait(pid, signal.SIGKILL, 10)
     _reap(pid)
     if pid_alive(pid):
         raise StackError(f"{name} (pid {pid}) survived SIGTERM and SIGKILL; stop it by hand.")
@@ -197,16 +189,27 @@ def stop_daemon(name: str, *, timeout: float = 30.0) -> bool:
     return True
 
 
-def kill_daemon(name: str) -> None:
-    """SIGKILL the service's whole process group at once: a crash, as tests need it."""
+def kill_daemon(name: str) -> int:
+    """SIGKILL the service's whole process group at once: a crash, as tests need it. Returns
+    the pid it killed; raises when nothing ran or when the group outlived the signal."""
     pid = read_pid(name)
-    if pid is not None:
-        _signal_group(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.1)
-        _reap(pid)
-        pid_file(name).unlink(missing_ok=True)
+    if pid is None or not pid_alive(pid):
+        raise StackError(f"{name} is not running: nothing to kill")
+    _signal_and_wait(pid, signal.SIGKILL, 10)
+    _reap(pid)
+    if _group_alive(pid):
+        raise StackError(f"{name} (pid {pid}) survived SIGKILL for 10 s")
+    pid_file(name).unlink(missing_ok=True)
+    return pid
+
+
+def _signal_and_wait(pid: int, sig: signal.Signals, timeout: float, poll: float = 0.1) -> bool:
+    """Signal the group, then wait up to `timeout` for it to be gone; True if it is."""
+    _signal_group(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(poll)
+    return not _group_alive(pid)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -229,16 +232,22 @@ def _group_alive(pid: int) -> bool:
 
 
 def _group_has_live_members(pgid: int) -> bool:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    return bool(process_group_members(pgid))
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group `pgid`."""
+    members = []
+    for candidate in psutil.process_iter():
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            # psutil has no process group id; os.getpgid is POSIX (Linux and macOS).
+            if os.getpgid(candidate.pid) != pgid:
+                continue
+            if candidate.status() != psutil.STATUS_ZOMBIE:
+                members.append(candidate.pid)
+        except (OSError, psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return members
 
 
 def _reap(pid: int) -> None:
@@ -249,21 +258,12 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _children_by_parent() -> dict[int, list[int]]:
-    found: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            found.setdefault(ppid, []).append(int(entry.name))
-    return found
-
-
 def children(pid: int) -> list[int]:
-    """Direct child processes of `pid`."""
-    return _children_by_parent().get(pid, [])
+    """Direct child processes of `pid` (none once it is gone)."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:
@@ -277,17 +277,18 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and its descendants."""
+    """Resident memory of a process and its descendants (0 once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    except psutil.AccessDenied:  # descendants not listable: the process alone
+        tree = [root]
     total = 0
-    by_parent = _children_by_parent()
-    stack = [pid]
-    while stack:
-        current = stack.pop()
+    for member in tree:
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        stack.extend(by_parent.get(current, []))
+            total += member.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # exited since, a zombie, not ours
+            continue
     return total

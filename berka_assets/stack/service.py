@@ -104,8 +104,9 @@ class Service(ABC):
             process.wait_port_closed(*self._host_port(), PORT_RELEASE_SECONDS)
         return stopped
 
-    def kill(self) -> None:
-        process.kill_daemon(self.name)
+    def kill(self) -> int:
+        """kill -9 of the service's process group; the pid that was killed."""
+        return process.kill_daemon(self.name)
 
     def status(self) -> ServiceStatus:
         pid = self.pid()

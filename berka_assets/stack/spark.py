@@ -85,10 +85,15 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
         "spark.driver.extraClassPath": extra_classpath,
         "spark.executor.extraClassPath": extra_classpath,
         "spark.jars": ",".join(str(jar) for jar in extra_jars),
-        # Re-running a batch overwrites its own partitions and leaves the others alone.
-        "spark.sql.sources.partitionOverwriteMode": "dynamic",
-        "spark.hadoop.hive.exec.dynamic.partition": "true",
-        "spark.hadoop.hive.exec.dynamic.partition.mode": "nonstrict",
+        # The pipeline's tables are Delta tables in the Hive metastore (spark_jobs/hive_tables).
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Rebuilding a table's log snapshot takes 50 tasks by default: on 2 cores that made a
+        # commit of a tiny table cost seconds (bench/RESULTS.md).
+        "spark.databricks.delta.snapshotPartitions": str(spark.shuffle_partitions),
+        # VACUUM lists a table's files with this many tasks (default 10,000): 30-48 s for a
+        # tiny table on 2 cores, 2.5 s with 4 (bench/RESULTS.md).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(spark.shuffle_partitions),
         # Small batches on 2 cores: 200 shuffle partitions cost more than they give.
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
@@ -123,6 +128,11 @@ def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
         # closed by server"); HikariCP instead blocks each call 30 s x 10 retries while MariaDB
         # is down. A fresh local connection per metastore call costs about a millisecond.
         "spark.hadoop.datanucleus.connectionPoolingType": "None",
+        # Hive retries a failed metastore call inside a retried call (attempts squared): with
+        # its defaults (10 x 2 s) a stopped MariaDB holds a query for over three minutes. 3 x 2 s
+        # rides through a MariaDB restart and fails a run in under 20 s when it stays down.
+        "spark.hadoop.hive.hmshandler.retry.attempts": "3",
+        "spark.hadoop.hive.hmshandler.retry.interval": "2000ms",
         "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
         "spark.hadoop.hive.metastore.schema.verification": "false",
         # Create every metastore table at start: lazy creation deadlocks on the first CREATE TABLE.
@@ -294,11 +304,11 @@ class StreamingJob(Service):
 
     def __init__(self, settings: Settings | None = None, *extra_args: str) -> None:
         self.settings = settings or Settings()
-        self.extra_args = list(extra_args) or _streaming_args_from_env()
+        self.extra_args = list(extra_args) or streaming_args_from_env()
 
     @property
     def address(self) -> str:
-        return "127.0.0.1:4042"  # its Spark UI
+        return f"127.0.0.1:{STREAMING_UI_PORT}"  # its Spark UI
 
     def check_port_free(self) -> None:
         """Spark moves its UI to the next free port by itself."""
@@ -313,13 +323,7 @@ class StreamingJob(Service):
 
         return process.start_daemon(
             self.name,
-            spark_submit(
-                "--name", "berka-streaming",
-                "--driver-memory", os.environ.get("BERKA_STREAMING_MEMORY", "1g"),
-                "--conf", "spark.ui.port=4042",
-                str(REPO_ROOT / "spark_streaming" / "job.py"),
-                *self.extra_args,
-            ),
+            streaming_job_submit(self.extra_args),
             env={**spark_env(), "PYTHONPATH": str(REPO_ROOT)},
             cwd=REPO_ROOT,
         )
@@ -353,7 +357,25 @@ class StreamingJob(Service):
         return f"Structured Streaming {pyspark.__version__}"
 
 
-def _streaming_args_from_env() -> list[str]:
+STREAMING_UI_PORT = 4042
+
+
+def streaming_job_submit(job_args: list[str], spark_args: tuple[str, ...] = ()) -> list[str]:
+    """spark-submit of spark_streaming/job.py: for `berka-stack up streaming-job` and the
+    image's streaming-job role (run with PYTHONPATH at the repository root)."""
+    from berka_assets.config import REPO_ROOT
+
+    return spark_submit(
+        "--name", "berka-streaming",
+        "--driver-memory", os.environ.get("BERKA_STREAMING_MEMORY", "1g"),
+        "--conf", f"spark.ui.port={STREAMING_UI_PORT}",
+        *spark_args,
+        str(REPO_ROOT / "spark_streaming" / "job.py"),
+        *job_args,
+    )
+
+
+def streaming_args_from_env() -> list[str]:
     """BERKA_STREAMING_ARGS, e.g. "--trigger-seconds 1 --max-offsets-per-trigger 50000"."""
     import shlex
 

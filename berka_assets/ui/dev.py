@@ -2,9 +2,9 @@
 
 Runs `dagster dev -w workspace.yaml` with DAGSTER_HOME=var/dagster-home (the repo's dagster.yaml
 linked into it, so the run queue, sensor and retention settings apply), the local stack's
-secrets from .env in the environment, and the Kafka sensor switched on. Ctrl-C or SIGTERM stops
-`dagster dev` and everything it started (webserver, daemon, code servers, runs): they share one
-process group of their own, which is killed as a whole.
+secrets from .env in the environment, and the Kafka and automation sensors switched on. Ctrl-C
+or SIGTERM stops `dagster dev` and everything it started (webserver, daemon, code servers, runs):
+they share one process group of their own, which is killed as a whole.
 
 `DagsterDev` is the same thing as a context manager, with a small GraphQL client, for tests and
 the demo:
@@ -36,13 +36,21 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import psutil
+
+from berka_assets.automation import AUTOMATION_SENSOR
 from berka_assets.config import (
     REPO_ROOT,
     MySQLSettings,
     load_secrets_into_environment,
     var_dir,
 )
-from berka_assets.stack.process import CLIENT_ONLY_VARIABLES, port_open, tail
+from berka_assets.stack.process import (
+    CLIENT_ONLY_VARIABLES,
+    port_open,
+    process_group_members,
+    tail,
+)
 
 LOCATION = "berka_assets"
 REPOSITORY = "__repository__"
@@ -108,37 +116,20 @@ def prepare_dagster_home(home: Path, instance_config: Path = INSTANCE_CONFIG) ->
     return target
 
 
-def process_group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group `pgid`."""
-    return [pid for pid, fields in _proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"]
-
-
 def processes_with_environment(name: str, value: str) -> list[int]:
     """Live processes whose environment has name=value (readable ones: ours, as the same user)."""
-    needle = f"{name}={value}".encode()
     found = []
-    for pid, fields in _proc_stats():
-        if fields[0] == "Z" or pid == os.getpid():
+    for candidate in psutil.process_iter():
+        if candidate.pid == os.getpid():
             continue
         try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
+            if candidate.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if candidate.environ().get(name) == value:
+                found.append(candidate.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's
             continue
-        if needle in environ.split(b"\0"):
-            found.append(pid)
     return found
-
-
-def _proc_stats() -> list[tuple[int, list[str]]]:
-    stats = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stats.append((int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()))
-        except (OSError, IndexError):
-            continue
-    return stats
 
 
 def _default_signals() -> None:
@@ -537,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"webserver port (default {DEFAULT_PORT})")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address")
     parser.add_argument("--no-sensor", action="store_true",
-                        help="do not switch the Kafka sensor on")
+                        help="do not switch the Kafka and automation sensors on")
     parser.add_argument("--dagster-home", type=Path, default=None,
                         help="DAGSTER_HOME (default var/dagster-home)")
     parser.add_argument("--instance-config", type=Path, default=INSTANCE_CONFIG,
@@ -559,8 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[berka-dev] code location {LOCATION} loaded in "
               f"{time.monotonic() - started:.1f} s", flush=True)
         if not args.no_sensor:
-            name = kafka_sensor_name()
-            print(f"[berka-dev] sensor {name}: {dev.start_sensor(name)}", flush=True)
+            for name in (kafka_sensor_name(), AUTOMATION_SENSOR):
+                print(f"[berka-dev] sensor {name}: {dev.start_sensor(name)}", flush=True)
         print(f"[berka-dev] Dagster UI: {dev.url}  (Ctrl-C stops it)", flush=True)
         while dev.running():
             time.sleep(0.5)

@@ -124,8 +124,12 @@ def test_replay_survives_kill_9_of_a_broker_and_nothing_is_lost(
         assert not thread.is_alive(), "the replay did not finish"
         assert "error" not in outcome, outcome.get("error")
         result = outcome["result"]
+        pause = _longest_pause(progress, killed_at)
         TIMINGS["C: leaders moved, ISR shrunk after kill -9"] = failover
-        TIMINGS["C: longest pause in deliveries"] = _longest_pause(progress, killed_at)
+        TIMINGS["C: longest pause in deliveries"] = pause
+        # What the README promises: the controller fences the dead broker after its session
+        # timeout (9 s by default) and the producer follows the new leaders at once.
+        assert failover <= FAILOVER_BOUND_S and pause <= FAILOVER_BOUND_S, (failover, pause)
         TIMINGS["C: replay (20,000 msgs at 2,000/s)"] = result.elapsed_s
         NOTES.append(f"C: killed broker {victim} (leader of partition 0) after "
                      f"{delivered_at_kill:,} of {count:,} messages; replay: {result.summary()}")
@@ -154,6 +158,10 @@ def test_replay_survives_kill_9_of_a_broker_and_nothing_is_lost(
         if killed and not restarted:
             kafka3.restart(victim)  # leave a whole cluster to the next tests
         pipeline.drop(spark)
+
+
+# Kafka's broker.session.timeout.ms (9 s) plus a heartbeat and the producer's metadata refresh.
+FAILOVER_BOUND_S = 15.0
 
 
 def _longest_pause(progress: list[tuple[float, Progress]], after: float) -> float:

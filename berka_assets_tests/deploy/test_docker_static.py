@@ -253,11 +253,12 @@ def test_compose_has_every_service_of_the_stack(services: dict[str, dict[str, An
     expected = {
         "kafka", "mysql", "s3", "hive-metastore", "spark-master", "spark-worker",
         "spark-connect", "thrift-server", "dagster-webserver", "dagster-daemon",
+        "streaming-job",
     }
     assert expected <= set(services)
     assert services["kafka"]["image"] == "apache/kafka:4.1.1"
     assert services["mysql"]["image"] == "mysql:8.4"
-    assert services["s3"]["image"].startswith("minio/minio:")
+    assert services["s3"]["command"] == ["s3"]  # moto's server from the app image
 
 
 def test_every_image_is_pinned_by_a_tag(services: dict[str, dict[str, Any]]) -> None:
@@ -317,9 +318,10 @@ def test_named_volumes_are_declared_and_used(compose: dict[str, Any]) -> None:
             assert source in declared, f"{name}: volume {source} is not declared"
             used.add(source)
     assert used == declared, f"declared but unused: {declared - used}"
-    # The stateful services keep their data on named volumes.
+    # The stateful services keep their data on named volumes (the S3 store keeps objects in
+    # memory and init seeds it again).
     for name, path in (("kafka", "/var/lib/kafka/data"), ("mysql", "/var/lib/mysql"),
-                       ("s3", "/data")):
+                       ("streaming-job", "/var/lib/berka/checkpoints")):
         mounts = compose["services"][name].get("volumes", [])
         assert any(str(v).split(":")[1] == path and not str(v).startswith(".") for v in mounts)
 
@@ -910,6 +912,23 @@ def test_spark_server_commands_match_the_local_stack(app_environment: Path) -> N
     assert "hive.server2.thrift.port=10000" in command
     assert "hive.server2.thrift.bind.host=0.0.0.0" in command
     assert health["port"] == 10000
+
+
+def test_streaming_job_role_submits_the_job_of_the_repository(
+    app_environment: Path, services: dict[str, dict[str, Any]], dockerfile: list[Instruction],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from berka_assets.stack.spark import STREAMING_UI_PORT
+
+    entrypoint = load_entrypoint()
+    monkeypatch.setenv("BERKA_STREAMING_ARGS", "--trigger-seconds 1")
+    command, health = entrypoint.streaming_job_command([])
+    job = REPO / "spark_streaming" / "job.py"
+    assert command[command.index(str(job)) + 1:] == ["--trigger-seconds", "1"]
+    assert health == {"kind": "tcp", "host": "127.0.0.1", "port": STREAMING_UI_PORT}
+    assert services["streaming-job"]["command"] == ["streaming-job"]
+    copies = [i.arguments for i in dockerfile if i.command == "COPY"]
+    assert any(args.split()[:2] == ["spark_streaming", "./spark_streaming"] for args in copies)
 
 
 def test_spark_cluster_commands(app_environment: Path) -> None:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
+from berka_assets.producer.delivery import Unsent
 from berka_assets.producer.position import MemoryPositionStore, Position
 
 
@@ -28,18 +29,9 @@ class FakeError:
         return f"KafkaError{{code={self._name}}}"
 
 
-class FakeMessage:
-    def __init__(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._topic, self._key, self._value = topic, key, value
-
-    def topic(self) -> str:
-        return self._topic
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
+# A delivered message as confluent-kafka reports it (topic(), key(), value()): the replay's own
+# shape of a message it could not queue serves.
+FakeMessage = Unsent
 
 
 # fail(topic, message dict, attempt) -> error name or None
@@ -48,12 +40,26 @@ FailRule = Callable[[str, dict[str, Any], int], str | None]
 
 class FakeProducer:
     """Delivers a random part of its queue on each poll, in random order (reports from
-    different partitions interleave), everything on flush; `fail` decides errors."""
+    different partitions interleave), everything on flush; `fail` decides errors.
+
+    Like librdkafka it can refuse: with `queue_limit`, `produce` raises BufferError on a full
+    local queue and `produce_batch` queues only what fits, marking the rest with `_error`;
+    with `fatal_after`, the producer's `error_cb` gets a fatal error once that many messages
+    were produced, every delivery from then on fails with it and, with `raise_when_fatal`,
+    every later produce raises (librdkafka may do either first)."""
 
     def __init__(self, topics: dict[str, int], fail: FailRule | None = None,
-                 seed: int = 0, on_produce: Callable[[int], None] | None = None) -> None:
+                 seed: int = 0, on_produce: Callable[[int], None] | None = None,
+                 queue_limit: int | None = None, fatal_after: int | None = None,
+                 raise_when_fatal: bool = True) -> None:
         self.topics = topics
         self.fail = fail
+        self.queue_limit = queue_limit
+        self.fatal_after = fatal_after
+        self.raise_when_fatal = raise_when_fatal
+        self.error_cb: Callable[[FakeError], None] | None = None
+        self.refused = 0  # messages turned away by a full queue
+        self.fatal = False
         self.rng = random.Random(seed)
         self.queue: list[tuple[FakeMessage, Any]] = []
         self.attempts: dict[bytes, int] = {}
@@ -70,24 +76,38 @@ class FakeProducer:
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
                 on_delivery: Any = None) -> None:
+        if self.fatal and self.raise_when_fatal:
+            raise RuntimeError("KafkaError{code=_FATAL}: the producer is in a fatal state")
+        if self.queue_limit is not None and len(self.queue) >= self.queue_limit:
+            self.refused += 1
+            raise BufferError("Local: Queue full")
         self.queue.append((FakeMessage(topic, key, value), on_delivery))
         self.produced += 1
         if self.on_produce is not None:
             self.on_produce(self.produced)
+        if not self.fatal and self.fatal_after is not None and self.produced >= self.fatal_after:
+            self.fatal = True
+            if self.error_cb is not None:
+                self.error_cb(FakeError("_FATAL", fatal=True))
 
     def produce_batch(self, topic: str, messages: list[dict[str, Any]],
                       on_delivery: Any = None) -> int:
+        queued = 0
         for message in messages:
-            self.produce(topic, message["value"], message.get("key"),
-                         on_delivery=message.get("callback", on_delivery))
-        return len(messages)
+            try:
+                self.produce(topic, message["value"], message.get("key"),
+                             on_delivery=message.get("callback", on_delivery))
+                queued += 1
+            except BufferError:
+                message["_error"] = FakeError("_QUEUE_FULL")
+        return queued
 
     def _deliver(self, batch: list[tuple[FakeMessage, Any]]) -> None:
         self.rng.shuffle(batch)
         for message, callback in batch:
             attempt = self.attempts[message.value()] = self.attempts.get(message.value(), 0) + 1
-            error = None
-            if self.fail is not None:
+            error = FakeError("_FATAL", fatal=True) if self.fatal else None
+            if error is None and self.fail is not None:
                 name = self.fail(message.topic(), json.loads(message.value()), attempt)
                 error = FakeError(name) if name else None
             if error is None:
@@ -124,6 +144,7 @@ class FakeKafka:
 
     def producer(self, **config: Any) -> FakeProducer:
         self.config = config
+        self._producer.error_cb = config.get("error_cb")
         return self._producer
 
     def partition_offsets(self, topic: str, timeout: float = 10.0) -> list[Any]:

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -251,29 +250,64 @@ def test_dagster_job_replays_and_records_metadata(
     assert metadata["topic"] == topics.topic and metadata["rate_msgs_per_s"] > 0
     assert sum(p["high"] for p in metadata["offsets"].values()) == 500
     assert len(metadata["offsets"]) == 3
+    # The topic is an asset: the run materialized it, with what it sent.
+    (materialization,) = result.asset_materializations_for_node("replay_trans")
+    assert materialization.asset_key == dg.AssetKey(["kafka", topics.topic])
+    assert materialization.metadata["messages_sent"].value == 500
+    assert materialization.metadata["dagster/row_count"].value == 500
     stored = positions.load(SAMPLE_URI, topics.topic)
     assert stored is not None and stored.last_line == 501
     consume_all(topics.bootstrap_servers, topics.topic, 500)
 
 
+_RUN_IN_CHILD = """
+import json, sys
+from berka_assets.definitions import build_resources
+from berka_assets.jobs import s3_replay_job
+from berka_assets_tests.producer.test_replay_kafka import _job_config, _output_metadata
+from berka_assets_tests.producer.conftest import Topics
+
+result = s3_replay_job.execute_in_process(
+    run_config=_job_config(Topics(*sys.argv[1:4]), pacing="rate", rate=300.0),
+    resources=build_resources(), raise_on_error=False)
+print(json.dumps({"success": result.success, **_output_metadata(result)}, default=str))
+"""
+
+
+def _messages_in(topics: Topics) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": topics.bootstrap_servers, "group.id": "probe"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topics.topic, p), timeout=10)[1]
+                   for p in range(3))
+    finally:
+        consumer.close()
+
+
 def test_dagster_run_termination_stops_gracefully(
     topics: Topics, positions: MySQLPositionStore
 ) -> None:
-    from berka_assets.definitions import build_resources
-    from berka_assets.jobs import s3_replay_job
-
-    # Dagster terminates a run by sending SIGINT to its process.
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    # Dagster terminates a run by sending SIGINT to its run process: here, a child process
+    # executing the job, signalled once its messages are flowing.
+    child = subprocess.Popen(
+        [sys.executable, "-c", _RUN_IN_CHILD, topics.topic, topics.dlq, topics.bootstrap_servers],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        result = s3_replay_job.execute_in_process(
-            run_config=_job_config(topics, pacing="rate", rate=300.0),
-            resources=build_resources(), raise_on_error=False,
-        )
+        deadline = time.monotonic() + 120
+        while _messages_in(topics) == 0:
+            assert child.poll() is None, child.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the replay sent nothing in 120 s"
+            time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=60)
     finally:
-        timer.cancel()
-    assert not result.success  # reported as interrupted, after a clean stop
-    metadata = _output_metadata(result)
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, stderr[-3000:]
+    metadata = json.loads(stdout.strip().splitlines()[-1])
+    assert not metadata["success"]  # reported as interrupted, after a clean stop
     assert metadata["stop_reason"] == "signal SIGINT" and metadata["failed"] == 0
     sent = metadata["sent"]
     assert sent > 0

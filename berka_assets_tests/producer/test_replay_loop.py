@@ -11,7 +11,7 @@ import pytest
 
 from berka_assets.berka.reader import TableReader
 from berka_assets.config import Settings
-from berka_assets.producer import replay
+from berka_assets.producer import reading
 from berka_assets.producer.encoding import encode_record_exact
 from berka_assets.producer.options import ReplayConfig
 from berka_assets.producer.position import MemoryPositionStore, Position
@@ -90,6 +90,48 @@ def test_limit_then_resume_has_no_gap_and_no_repeat(lines: list[bytes]) -> None:
     assert sorted(line_of[i] for i in ids) == list(range(2, 2002))
     beginning = _replay(data, _options(max_messages=10, start="beginning"), producer, store)
     assert beginning.start_line == 1 and beginning.position.last_line == 11
+
+
+@pytest.mark.parametrize("pacing", ["full", "rate"])
+def test_a_full_local_queue_delays_and_loses_nothing(lines: list[bytes], pacing: str) -> None:
+    """produce_batch queues part of a block, produce raises BufferError: what was refused is
+    sent later, once each, and the position never passes an undelivered line."""
+    data = _data(lines)
+    producer = FakeProducer({TOPIC: 3, DLQ: 1}, seed=9, queue_limit=50)
+    store = CheckingStore(producer, _line_of(data), DLQ)
+    result = _replay(data, _options(pacing=pacing, rate=100_000.0), producer, store)
+    assert producer.refused > 0, "the queue never filled: the test proves nothing"
+    assert result.ok and result.delivered == ROWS and result.position.last_line == ROWS + 1
+    ids = [json.loads(m.value())["trans_id"] for m in producer.delivered]
+    assert len(ids) == len(set(ids)) == ROWS
+
+
+@pytest.mark.parametrize("pacing", ["full", "rate"])
+@pytest.mark.parametrize("raise_when_fatal", [True, False], ids=["raises", "error_cb-only"])
+def test_a_fatal_producer_error_stops_the_run_and_a_resume_completes_it(
+    lines: list[bytes], pacing: str, raise_when_fatal: bool
+) -> None:
+    data = _data(lines)
+    producer = FakeProducer({TOPIC: 3, DLQ: 1}, seed=10, fatal_after=700,
+                            raise_when_fatal=raise_when_fatal)
+    store = CheckingStore(producer, _line_of(data), DLQ)  # position never ahead of deliveries
+    try:
+        result = _replay(data, _options(pacing=pacing, rate=100_000.0), producer, store)
+    except DeliveryFailedError as error:
+        result = error.result
+    assert not result.ok and result.fatal_error is not None and "_FATAL" in result.fatal_error
+    # Whichever librdkafka reported first: the error callback or the failed deliveries.
+    assert result.stop_reason in {"fatal producer error", "delivery failures"}
+    assert "fatal producer error: " in result.summary()
+    stopped_at = store.load("mem://trans.asc", TOPIC).last_line
+    assert stopped_at < ROWS + 1
+    # A new producer (librdkafka's fatal state is for good) resumes where the position says.
+    producer.fatal, producer.fatal_after = False, None
+    again = _replay(data, _options(pacing=pacing, rate=100_000.0), producer, store)
+    assert again.ok and again.start_line == stopped_at and again.position.last_line == ROWS + 1
+    line_of = _line_of(data)
+    assert {line_of[json.loads(m.value())["trans_id"]] for m in producer.delivered} == set(
+        range(2, ROWS + 2))
 
 
 def test_transient_failures_are_resent(lines: list[bytes]) -> None:
@@ -184,7 +226,7 @@ def test_malformed_rows_go_to_the_dlq_with_absolute_lines(lines: list[bytes]) ->
 def test_stop_request_ends_gracefully(lines: list[bytes],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # Full speed stops between produce_batch calls: make them smaller than the file.
-    monkeypatch.setattr(replay, "BLOCK_MESSAGES", 500)
+    monkeypatch.setattr(reading, "BLOCK_MESSAGES", 500)
     data = _data(lines)
     stop = StopRequest()
     producer = FakeProducer({TOPIC: 3, DLQ: 1}, seed=6,
@@ -303,7 +345,7 @@ def test_full_speed_loop_makes_no_reference_cycles(lines: list[bytes]) -> None:
     # The full-speed loop pauses the cyclic GC: rows must leave no cyclic garbage behind.
     import gc
 
-    from berka_assets.producer.replay import _Entry
+    from berka_assets.producer.delivery import Entry
 
     gc.collect()
     gc.disable()
@@ -312,7 +354,7 @@ def test_full_speed_loop_makes_no_reference_cycles(lines: list[bytes]) -> None:
         _replay(_data(lines), _options(), FakeProducer({TOPIC: 3, DLQ: 1}),
                 MemoryPositionStore())
         gc.collect()
-        per_row = [o for o in gc.garbage if isinstance(o, _Entry | dict | bytes)]
+        per_row = [o for o in gc.garbage if isinstance(o, Entry | dict | bytes)]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()

@@ -80,7 +80,7 @@ def test_a_session_running_another_build_is_refused(
     shutil.copyfile(prereqs.ensure_udf_jar(), other_build)
     with zipfile.ZipFile(other_build, "a") as jar:
         jar.writestr("berka/udf/changed.txt", "a newer build")
-    monkeypatch.setattr(prereqs, "ensure_udf_jar", lambda: other_build)
+    monkeypatch.setattr(jvm_functions, "built_udf_jar", lambda: other_build)
 
     session = SparkSession.builder.remote(stack.spark.remote).create()
     try:

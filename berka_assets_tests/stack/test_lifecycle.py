@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from berka_assets.stack import process
@@ -50,14 +51,56 @@ def pids(var: Path) -> list[int]:
 
 def _parents() -> dict[int, int]:
     parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for candidate in psutil.process_iter():
         try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+            parents[candidate.pid] = candidate.ppid()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return parents
 
 
+_DATA = """
+import sys
+from confluent_kafka import Consumer, Producer
+from pyspark.sql import SparkSession
+from berka_assets.config import load_secrets_into_environment, load_settings
+from berka_assets.stack.kafka import ensure_topics
+
+load_secrets_into_environment()
+settings = load_settings()
+kafka = settings.kafka.bootstrap_servers
+spark = SparkSession.builder.remote(settings.spark.remote).create()
+try:
+    if sys.argv[1] == "write":
+        spark.sql("CREATE DATABASE survives")
+        spark.sql("CREATE TABLE survives.t (x INT) USING delta")
+        spark.sql("INSERT INTO survives.t VALUES (42)")
+        ensure_topics(kafka, {"survives": 1})
+        producer = Producer({"bootstrap.servers": kafka})
+        producer.produce("survives", b"43")
+        assert producer.flush(30) == 0
+    else:
+        table = [row.x for row in spark.sql("SELECT x FROM survives.t").collect()]
+        consumer = Consumer({"bootstrap.servers": kafka, "group.id": "check",
+                             "auto.offset.reset": "earliest"})
+        consumer.subscribe(["survives"])
+        message = consumer.poll(30)
+        consumer.close()
+        print(table, message.value().decode() if message is not None else None)
+finally:
+    spark.stop()
+"""
+
+
+def stack_data(environment: dict[str, str], mode: str) -> str:
+    """Write a Delta table (in the MySQL-backed metastore) and a Kafka message, or read them."""
+    result = subprocess.run([sys.executable, "-c", _DATA, mode], capture_output=True, text=True,
+                            env=environment, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+@pytest.mark.slow
 def test_up_status_down_up(tmp_path: Path) -> None:
     var = tmp_path / "var"
     environment = isolated_env(var)
@@ -73,6 +116,7 @@ def test_up_status_down_up(tmp_path: Path) -> None:
             assert " up " in line and f":{port}" in line, line
         running = pids(var)
         assert len(running) == 5
+        stack_data(environment, "write")
 
         again = berka_stack(environment, "up")
         assert again.returncode == 0, again.stderr
@@ -89,6 +133,7 @@ def test_up_status_down_up(tmp_path: Path) -> None:
         # Data survives a restart: the metastore and topics are reused, not recreated.
         restart = berka_stack(environment, "up")
         assert restart.returncode == 0, restart.stderr + restart.stdout
+        assert stack_data(environment, "read") == "[42] 43"
 
         # The Connect server's JVM killed outright (the OOM killer): its Python driver program
         # (stack/spark_connect_main.py) must not stay behind.

@@ -114,3 +114,19 @@ def _venv_env() -> dict[str, str]:
 
     bin_dir = str(Path(sys.executable).parent)
     return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def test_wipe_removes_the_pipelines_local_state_and_nothing_outside_var(tmp_path) -> None:
+    from berka_assets.stack.cli import LOCAL_STATE, wipe_local_state
+
+    var, elsewhere = tmp_path / "var", tmp_path / "elsewhere"
+    for name in (*LOCAL_STATE, "jars"):
+        (var / name / "inner").mkdir(parents=True)
+    (elsewhere / "warehouse").mkdir(parents=True)
+    removed = wipe_local_state(var, var / "warehouse")
+    assert sorted(p.name for p in removed) == sorted(LOCAL_STATE)
+    assert [p.name for p in var.iterdir()] == ["jars"]  # downloads stay
+    # A warehouse configured elsewhere (a real cluster's) is never deleted by a local wipe.
+    (var / "warehouse").mkdir()
+    assert wipe_local_state(var, elsewhere / "warehouse") == []
+    assert (var / "warehouse").exists() and (elsewhere / "warehouse").exists()

@@ -16,6 +16,7 @@ from berka_assets.config import Settings
 from berka_assets.resources.hive import HiveResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.spark_jobs.kafka_source import OffsetRange, offset_options, read_offset_ranges
+from berka_assets.stack import process
 from berka_assets.stack.kafka import ensure_topics
 from berka_assets.stack.spark import spark_env
 
@@ -115,7 +116,8 @@ def test_metastore_survives_a_mariadb_restart(stack: Settings, spark: SparkSessi
     spark.sql(f"CREATE TABLE {database}.t (x INT) USING parquet")
     mariadb = MariaDB(stack.mysql)
     try:
-        mariadb.stop()
+        assert mariadb.stop(), "MariaDB was not running"
+        assert not process.port_open(stack.mysql.host, stack.mysql.port), "MariaDB still serves"
     finally:
         mariadb.start()
     spark.sql(f"INSERT INTO {database}.t VALUES (1)")

@@ -1,30 +1,38 @@
-"""Compaction of committed batch partitions, on the real stack: bounded partitions, exact trends,
-and a crash on either side of the ledger switch loses and doubles nothing."""
+"""Delta maintenance of the micro-batch tables on the real stack: every N batches OPTIMIZE
+compacts the appended files and VACUUM deletes what no version within the retention reads;
+the file count stays bounded and the trends exact."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
+from berka_assets.config import Settings
 from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import COMPACTED_PREFIX, batches_to_compact
+from berka_assets.stack import process
+from berka_assets.stack.spark import SparkConnectServer, StreamingJob
 from berka_assets_tests import independent
-from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
+from berka_assets_tests.streaming.harness import (
+    Pipeline,
+    as_plain,
+    reset_spark_client,
+    spark_session,
+)
 from berka_assets_tests.streaming.test_exactly_once import (
     POISON,
     SAMPLE,
     SAMPLE_TRANS,
+    _run_in_background,
+    _start_with_retries,
     first_trans_ids,
 )
+from berka_assets_tests.streaming.test_streaming_job import StreamRun
 
 pytestmark = pytest.mark.integration
 
-COMPACT_AFTER = 3
-
-
-def _partitions(spark, pipeline: Pipeline, table: str) -> set[str]:
-    tables = HiveTables(pipeline.hive_database)
-    return tables.batch_ids(spark, getattr(tables, table))
+MAINTAIN_EVERY = 3
 
 
 def _assert_exact(spark, pipeline: Pipeline, good: int, quarantined: int) -> None:
@@ -38,86 +46,154 @@ def _assert_exact(spark, pipeline: Pipeline, good: int, quarantined: int) -> Non
     repeats = spark.sql(f"SELECT trans_id FROM {tables.enriched} GROUP BY trans_id "
                         "HAVING COUNT(*) > 1").count()
     assert repeats == 0
-    # Every partition left is a committed batch: nothing uncommitted, nothing orphaned.
-    committed = pipeline.ledger().committed_batch_ids()
-    assert _partitions(spark, pipeline, "enriched") <= committed
-    assert _partitions(spark, pipeline, "quarantine") <= committed
+
+
+def _files_on_disk(spark, table: str) -> int:
+    location = spark.sql(f"DESCRIBE DETAIL {table}").first()["location"].removeprefix("file:")
+    return len(list(Path(location).glob("*.parquet")))
 
 
 @pytest.fixture
 def pipeline(stack, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("BERKA_COMPACT_AFTER_BATCHES", str(COMPACT_AFTER))
+    monkeypatch.setenv("BERKA_DELTA_MAINTAIN_EVERY_BATCHES", str(MAINTAIN_EVERY))
+    # No retention: VACUUM then deletes every file the current version does not read (a real
+    # deployment keeps hours, so that a running reader's snapshot stays readable).
+    monkeypatch.setenv("BERKA_DELTA_RETENTION_HOURS", "0")
     pipeline = Pipeline(stack, SAMPLE, max_records=300)
     yield pipeline
     pipeline.drop(spark_session(stack))
 
 
-def test_batches_are_compacted_and_trends_stay_exact(pipeline: Pipeline) -> None:
+@pytest.mark.slow
+@pytest.mark.slow
+def test_kill_9_of_spark_during_a_micro_batch_maintenance_then_retry_is_exact(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch maintains its tables; the Spark server is killed once a batch is committed
+    in the ledger and not yet visible, which is where its OPTIMIZE and VACUUM run."""
+    monkeypatch.setenv("BERKA_DELTA_MAINTAIN_EVERY_BATCHES", "1")
+    monkeypatch.setenv("BERKA_DELTA_RETENTION_HOURS", "0")
+    pipeline = Pipeline(stack, SAMPLE, max_records=600, run_per="tick")
+    ledger = pipeline.ledger()
+    try:
+        pipeline.produce_file(SAMPLE_TRANS, limit=1_200)
+        tick = pipeline.tick()
+        pipeline.cursor = tick.cursor
+        (victim,) = tick.run_requests
+        thread, outcome = _run_in_background(pipeline, victim)
+        deadline = time.monotonic() + 180
+        while not (ledger.totals(pipeline.topic).consumed and ledger.invisible_batches()):
+            assert thread.is_alive() and time.monotonic() < deadline, outcome
+            time.sleep(0.01)
+        server = SparkConnectServer(stack)
+        killed = server.kill()
+        assert not process.pid_alive(killed)
+        assert ledger.invisible_batches() == 1, "the batch became visible before the kill"
+        _start_with_retries(server)
+        thread.join(300)
+        assert outcome and not outcome[0].success, "the run survived the kill"
+        reset_spark_client()
+
+        assert pipeline.execute(victim).success  # the retry: committed, so trends only
+        assert ledger.invisible_batches() == 0
+        pipeline.produce_file(SAMPLE_TRANS, limit=3_000, skip=1_200)
+        pipeline.drain()  # more batches, each one maintained
+        spark = spark_session(stack)
+        _assert_exact(spark, pipeline, 3_000, 0)
+        tables = HiveTables(pipeline.hive_database)
+        history = spark.sql(f"DESCRIBE HISTORY {tables.enriched}").collect()
+        assert any(row.operation == "OPTIMIZE" for row in history), history
+        assert _files_on_disk(spark, tables.enriched) == tables.file_count(spark, tables.enriched)
+    finally:
+        pipeline.drop(spark_session(stack))
+
+
+@pytest.mark.slow
+def test_tables_are_compacted_and_vacuumed_and_trends_stay_exact(pipeline: Pipeline) -> None:
     good = 3_000  # ~10 batches of <= 300 records over 3 partitions, poison in between
     pipeline.produce_file(SAMPLE_TRANS, limit=1_200)
     pipeline.drain()
-    pipeline.produce_raw(POISON)  # quarantined rows get compacted too
+    pipeline.produce_raw(POISON)
     pipeline.drain()
     pipeline.produce_file(SAMPLE_TRANS, limit=good, skip=1_200)
     pipeline.drain()
     spark = spark_session(pipeline.settings)
     _assert_exact(spark, pipeline, good, len(POISON))
-    committed = pipeline.ledger().committed_batch_ids()
-    merged = {b for b in committed if b.startswith(COMPACTED_PREFIX)}
-    assert merged, committed
-    assert len(committed - merged) <= COMPACT_AFTER
-    assert len(merged) <= COMPACT_AFTER
+    batches = pipeline.ledger().totals(pipeline.topic).batches
+    assert batches > 3 * MAINTAIN_EVERY
     tables = HiveTables(pipeline.hive_database)
-    in_merged = spark.sql(f"SELECT COUNT(*) FROM {tables.quarantine} "
-                          f"WHERE batch_id LIKE '{COMPACTED_PREFIX}%'").first()[0]
-    assert in_merged == len(POISON)
+    history = spark.sql(f"DESCRIBE HISTORY {tables.enriched}").collect()
+    assert sum(row.operation == "OPTIMIZE" for row in history) >= 2, history
+    # Compacted: fewer files than batches appended, and at most the appends since the last
+    # maintenance beside the compacted file.
+    files = tables.file_count(spark, tables.enriched)
+    assert files < batches and files <= 1 + MAINTAIN_EVERY * 3, files
+    # Vacuumed: on disk only what some version within the retention (none) reads.
+    tables.maintain(spark)
+    assert _files_on_disk(spark, tables.enriched) == tables.file_count(spark, tables.enriched)
+    assert _files_on_disk(spark, tables.cube) == tables.file_count(spark, tables.cube) == 1
+    _assert_exact(spark, pipeline, good, len(POISON))
 
 
-@pytest.mark.parametrize("crash", ["before the ledger switch", "after the ledger switch"])
-def test_a_crash_in_compaction_is_repaired_by_the_next_run(
-    pipeline: Pipeline, crash: str, monkeypatch: pytest.MonkeyPatch
+MAINTENANCE_STARTS = "Delta maintenance: OPTIMIZE and VACUUM starting"
+MAINTENANCE_ENDS = "Delta maintenance: compacted"
+MAINTENANCE_FAILS = "Delta maintenance failed"
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_streaming_job_during_its_maintenance_loses_nothing(
+    stack: Settings, tmp_path: Path
 ) -> None:
-    good = 1_200  # 6 batches of <= 300 records: the fourth commit makes the compaction due
-    pipeline.produce_file(SAMPLE_TRANS, limit=good)
-    tick = pipeline.tick()
-    pipeline.cursor = tick.cursor
-    assert len(tick.run_requests) > COMPACT_AFTER + 1
-    for run_request in tick.run_requests[:COMPACT_AFTER]:
-        assert pipeline.execute(run_request).success
-    assert pipeline.ledger().totals(pipeline.topic).batches == COMPACT_AFTER
+    """The job's maintenance thread is killed with the job in the middle of OPTIMIZE/VACUUM;
+    restarted, the job goes on, compacts again, and every record is counted once."""
+    pipeline = Pipeline(stack, SAMPLE, max_records=1_000)
+    run = StreamRun(stack, pipeline, tmp_path / "checkpoint", max_offsets_per_trigger=500,
+                    maintenance_minutes=0.05)
+    log = run.job.log_path()
+    earlier = log.stat().st_size if log.exists() else 0  # the log is appended across runs
 
-    def fail(*_args, **_kwargs):
-        raise RuntimeError(f"simulated crash {crash}")
+    def logged(text: str) -> int:
+        with log.open("rb") as handle:
+            handle.seek(earlier)
+            return handle.read().decode(errors="replace").count(text)
 
-    if crash == "before the ledger switch":
-        monkeypatch.setattr(BatchLedger, "compact", fail)
-    else:
-        monkeypatch.setattr(HiveTables, "drop_batches", fail)
-    result = pipeline.execute(tick.run_requests[COMPACT_AFTER], raise_on_error=False)
-    assert not result.success
-    failures = "\n".join(e.event_specific_data.error.to_string()
-                          for e in result.all_events if e.is_step_failure)
-    assert "This run's batch is committed" in failures, failures
-    monkeypatch.undo()
-    monkeypatch.setenv("BERKA_COMPACT_AFTER_BATCHES", str(COMPACT_AFTER))
+    def in_flight() -> int:
+        return (logged(MAINTENANCE_STARTS) - logged(MAINTENANCE_ENDS)
+                - logged(MAINTENANCE_FAILS))
 
-    spark = spark_session(pipeline.settings)
-    leftovers = (_partitions(spark, pipeline, "enriched")
-                 - pipeline.ledger().committed_batch_ids())
-    assert leftovers, "the crash left partitions that no longer (or not yet) count"
+    def wait_until(condition, what: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"{what}:\n{process.tail(log)}"
+            time.sleep(0.02)
 
-    for run_request in tick.run_requests[COMPACT_AFTER + 1:]:
-        assert pipeline.execute(run_request).success
-    pipeline.drain()
-    _assert_exact(spark, pipeline, good, 0)
-    assert any(b.startswith(COMPACTED_PREFIX) for b in pipeline.ledger().committed_batch_ids())
+    spark = spark_session(stack)
+    try:
+        pipeline.produce_file(SAMPLE_TRANS, limit=4_000)
+        run.job.start()
+        run.wait_for(4_000)
+        wait_until(lambda: in_flight() == 1, "no maintenance started")
+        killed = run.job.kill()
+        assert not process.pid_alive(killed)
+        assert in_flight() == 1, "the maintenance ended before the kill"
 
+        run.job = StreamingJob(stack, *run.job.extra_args)
+        run.job.start()
+        pipeline.produce_file(SAMPLE_TRANS, limit=6_000, skip=4_000)
+        run.wait_for(6_000)
+        ends = logged(MAINTENANCE_ENDS)
+        wait_until(lambda: logged(MAINTENANCE_ENDS) > ends, "no maintenance after the restart")
+        run.wait_for(6_000)
 
-def test_which_batches_are_compacted() -> None:
-    loose = {f"t.p0-{i}-{i + 1}" for i in range(4)}
-    merged = {f"{COMPACTED_PREFIX}{i:016x}" for i in range(4)}
-    assert batches_to_compact(set(), 3) == []
-    assert batches_to_compact(set(list(loose)[:3]) | merged, 3) == sorted(merged)
-    assert batches_to_compact(loose | set(list(merged)[:3]), 3) == sorted(loose)
-    assert batches_to_compact(loose | merged, 3) == sorted(loose)  # the small ones first
-    assert batches_to_compact(set(list(loose)[:3]) | set(list(merged)[:3]), 3) == []
+        assert run.stream.counts(spark) == (6_000, 0)
+        assert as_plain(run.stream.trends(spark)) == independent.trends(
+            SAMPLE, SAMPLE_TRANS, first_trans_ids(SAMPLE_TRANS, 6_000))
+        tables = HiveTables(run.stream.hive_database)
+        history = spark.sql(f"DESCRIBE HISTORY {tables.enriched}").collect()
+        assert any(row.operation == "OPTIMIZE" for row in history), history
+        batches = run.stream.ledger().totals(pipeline.topic).batches
+        assert tables.file_count(spark, tables.enriched) < batches
+    finally:
+        run.job.stop()
+        pipeline.drop(spark)
+        run.stream.drop(spark)

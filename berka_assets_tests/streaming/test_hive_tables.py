@@ -1,5 +1,6 @@
 """HiveTables on the real metastore: ensure (a current database costs no DDL, anything missing
-or out of date is repaired) and the duplicate check after a batch's write."""
+or out of date is repaired, Parquet tables of an earlier release become Delta tables), and
+replays (a batch written again replaces its rows, never adds them)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from berka_assets.config import Settings
 from berka_assets.spark_jobs import hive_tables
 from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets_tests.streaming.harness import spark_session
+
+pytestmark = pytest.mark.integration
 
 
 def test_ensure_skips_a_current_database_and_repairs_the_rest(
@@ -35,6 +38,8 @@ def test_ensure_skips_a_current_database_and_repairs_the_rest(
         tables.ensure(spark)
         assert set(kinds()) == hive_tables._ALL_TABLES
         assert {kinds()[name] for name in ("monthly_trend", "yearly_trend")} == {"VIEW"}
+        for table in (tables.enriched, tables.quarantine, tables.cube):
+            assert spark.sql(f"DESCRIBE DETAIL {table}").first()["format"] == "delta"
 
         monkeypatch.setattr(spark, "sql", recording_sql)
         tables.ensure(spark)
@@ -57,80 +62,61 @@ def test_ensure_skips_a_current_database_and_repairs_the_rest(
         run_sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
 
 
-def test_duplicate_trans_ids_are_found_within_a_batch_and_against_committed_ones(
+def test_parquet_tables_of_an_earlier_release_become_delta_tables_with_their_rows(
     stack: Settings,
 ) -> None:
     spark = spark_session(stack)
     tables = HiveTables(f"t_{uuid.uuid4().hex[:10]}")
-
-    def write(batch_id: str, trans_ids: list[int]) -> None:
-        ids = spark.createDataFrame([(i,) for i in trans_ids], "trans_id BIGINT")
-        records = ids.select(
-            *(F.col("trans_id") if name == "trans_id"
-              else F.lit(0).cast(kind).alias(name) if name == "kafka_partition"
-              else F.lit(None).cast(kind).alias(name)
-              for name, kind in T.ENRICHED_TYPES.items()),
-            F.lit(None).cast("string").alias("reason"),
-        )
-        tables.write_enriched(spark, records, batch_id)
-
-    def repeats(batch_id: str, rows: int) -> bool:
-        """Whether the enriched table repeats a trans_id, with the batch's counts checked."""
-        enriched, repeated = tables.enriched_counts_and_repeats(spark, batch_id, [0, 1])
-        assert enriched == {0: rows, 1: 0}
-        assert tables.batch_counts(spark, batch_id).per_partition == (
-            {0: (rows, 0)} if rows else {})
-        return repeated
-
-    def drop(batch_id: str) -> None:
-        spark.sql(f"ALTER TABLE {tables.enriched} DROP PARTITION (batch_id='{batch_id}')")
-
+    columns = ", ".join(f"{name} {kind}" for name, kind in T.ENRICHED_TYPES.items())
     try:
+        spark.sql(f"CREATE DATABASE `{tables.database}`")
+        # The layout of the Parquet releases: a partition per batch, and a work table.
+        spark.sql(f"CREATE TABLE {tables.enriched} ({columns}, batch_id STRING) USING parquet "
+                  "PARTITIONED BY (batch_id)")
+        spark.sql(f"INSERT INTO {tables.enriched} SELECT "
+                  + ", ".join(f"CAST({1 if name == 'trans_id' else 'NULL'} AS {kind})"
+                              for name, kind in T.ENRICHED_TYPES.items()) + ", 'b1'")
+        spark.sql(f"CREATE TABLE `{tables.database}`.batch_staging (x INT) USING parquet")
         tables.ensure(spark)
-        assert not repeats("b0", 0)  # empty
-        write("b1", [1, 2, 3, 32_768, 32_769])  # across a bitmap bucket boundary
-        assert not repeats("b1", 5)
-        write("b2", [6, 6])
-        assert repeats("b2", 2)
-        drop("b2")
-        write("b3", [40_000, 3])
-        assert repeats("b3", 2)
-        drop("b3")
-        write("b4", [32_770, 10**12])
-        assert not repeats("b4", 2)
+        assert spark.sql(f"DESCRIBE DETAIL {tables.enriched}").first()["format"] == "delta"
+        assert [row.trans_id for row in spark.table(tables.enriched).collect()] == [1]
+        assert "batch_staging" not in tables._table_names(spark)
     finally:
         spark.sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
 
 
-def test_columns_that_never_repeat_are_written_without_a_dictionary(stack: Settings) -> None:
-    import glob
-
-    import pyarrow.parquet as pq
-
+def test_a_replayed_batch_replaces_its_rows_in_one_commit(stack: Settings) -> None:
     spark = spark_session(stack)
     tables = HiveTables(f"t_{uuid.uuid4().hex[:10]}")
-    # 10 distinct values in every column, so Parquet would pick a dictionary for each (with
-    # distinct values it falls back to plain by itself, and the test would prove nothing).
-    rows = spark.range(1000).select(
-        *((F.col("id") % 10).cast(kind).alias(name)
-          if kind in ("BIGINT", "INT") or kind.startswith("DECIMAL")
-          else F.lit(None).cast(kind).alias(name)
-          for name, kind in T.ENRICHED_TYPES.items()),
-        F.lit(None).cast("string").alias("reason"),
-    )
+
+    def batch(trans_ids: list[int], reasons: dict[int, str]):
+        ids = spark.createDataFrame([(i, reasons.get(i)) for i in trans_ids],
+                                    "trans_id BIGINT, reason STRING")
+        return ids.select(
+            *(F.col("trans_id").cast(kind).alias(name) if name == "kafka_offset"
+              else F.lit(0).cast(kind).alias(name) if name == "kafka_partition"
+              else F.lit(None).cast(kind).alias(name)
+              for name, kind in T.ENRICHED_TYPES.items() if name != "trans_id"),
+            "trans_id", "reason", F.lit("{}").alias("raw_value"))
+
+    def enriched_ids() -> list[int]:
+        return sorted(r.trans_id for r in spark.table(tables.enriched).collect())
+
     try:
         tables.ensure(spark)
-        tables.write_enriched(spark, rows, "b1")
-        location = spark.sql(f"DESCRIBE FORMATTED {tables.enriched}").where(
-            "col_name = 'Location'").collect()[0].data_type.removeprefix("file:")
-        paths = glob.glob(f"{location}/batch_id=b1/*.parquet")
-        assert paths
-        for path in paths:
-            group = pq.ParquetFile(path).metadata.row_group(0)
-            encodings = {group.column(i).path_in_schema: group.column(i).encodings
-                         for i in range(group.num_columns)}
-            for name in ("trans_id", "kafka_offset", "amount"):
-                assert not any("DICTIONARY" in e for e in encodings[name]), (name, encodings)
-            assert any("DICTIONARY" in e for e in encodings["account_id"]), encodings
+        first = batch([1, 2, 3], {3: T.REASON_UNKNOWN_ACCOUNT})
+        tables.append_batch(spark, first, "b1")
+        tables.append_batch(spark, batch([4], {}), "b2")
+        assert tables.batch_counts(spark, "b1").per_partition == {0: (2, 1)}
+        before = tables.version(spark, tables.enriched)
+        for _ in range(2):  # a replay, and another: the rows of b1 are replaced, not added
+            tables.append_batch(spark, first, "b1", replace=True)
+        assert tables.batch_counts(spark, "b1").per_partition == {0: (2, 1)}
+        assert enriched_ids() == [1, 2, 4]
+        assert tables.version(spark, tables.enriched) == before + 2  # one commit per replay
+        # A replay of a batch whose first attempt committed nothing (the crash came first).
+        tables.append_batch(spark, batch([5], {}), "b3", replace=True)
+        assert enriched_ids() == [1, 2, 4, 5]
+        assert tables.committed_trans_ids(spark, but_batch="b2").count() == 3
     finally:
         spark.sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")

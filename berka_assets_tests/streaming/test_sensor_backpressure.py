@@ -39,3 +39,35 @@ def test_new_offsets_wait_for_the_run_in_flight_then_go_into_one_run(stack: Sett
     assert len(launched.run_requests) == 1
     assert launched.run_requests[0].tags["berka/records"] == str(sent)
     assert launched.cursor is not None
+
+
+def test_a_commit_whose_trends_were_never_written_gets_a_trends_only_run(stack) -> None:
+    """A run stopped between its ledger commit and its trends; no new data arrives after it."""
+    from berka_assets.spark_jobs.hive_tables import HiveTables
+    from berka_assets_tests import independent
+    from berka_assets_tests.streaming.harness import as_plain, spark_session
+    from berka_assets_tests.streaming.test_exactly_once import SAMPLE_TRANS, first_trans_ids
+
+    pipeline = Pipeline(stack, SAMPLE, max_records=5_000, run_per="tick")
+    sent = pipeline.produce_file(SAMPLE_TRANS, limit=600)
+    pipeline.drain()
+    spark = spark_session(stack)
+    try:
+        # The state such a crash leaves: trends of before the batch, the batch not visible.
+        tables = HiveTables(pipeline.hive_database)
+        tables.write_trends(spark, spark.table(tables.cube).limit(0))
+        with pipeline.mysql.connect() as connection, connection.cursor() as cursor:
+            cursor.execute("UPDATE microbatch_ledger SET visible_at = NULL "
+                           "WHERE hive_database = %s", (pipeline.hive_database,))
+        assert pipeline.ledger().invisible_batches() == 1
+
+        repair = pipeline.tick()
+        assert len(repair.run_requests) == 1 and "-trends-" in repair.run_requests[0].run_key
+        assert repair.run_requests[0].tags["berka/records"] == "0"
+        assert pipeline.execute(repair.run_requests[0]).success
+        assert pipeline.ledger().invisible_batches() == 0
+        assert as_plain(pipeline.trends(spark)) == independent.trends(
+            SAMPLE, SAMPLE_TRANS, first_trans_ids(SAMPLE_TRANS, sent))
+        assert pipeline.tick().run_requests == []  # repaired: nothing more to do
+    finally:
+        pipeline.drop(spark)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from berka_assets.berka.reader import SeenKeys
 from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.stream_batch import requested_ranges
+from spark_streaming.stream_batch import requested_ranges
 
 
 def _row(partition: int, offset: int) -> SimpleNamespace:
@@ -30,7 +30,7 @@ def test_seen_keys_membership_without_adding() -> None:
 def test_cubes_add_counts_and_exact_amounts_per_key() -> None:
     from decimal import Decimal
 
-    from berka_assets.spark_jobs.stream_batch import add_cubes
+    from spark_streaming.stream_batch import add_cubes
 
     committed = [(1995, 3, "30-39", "F", 2, Decimal("10.10")),
                  (1995, 4, "30-39", "F", 1, Decimal("0.20"))]

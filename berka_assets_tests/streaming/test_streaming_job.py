@@ -30,7 +30,8 @@ SAMPLE_TRANS = SAMPLE / "trans_prefix.asc"
 class StreamRun:
     """One streaming job over a Pipeline's topic, into its own Hive database."""
 
-    def __init__(self, stack: Settings, pipeline: Pipeline, checkpoint: Path) -> None:
+    def __init__(self, stack: Settings, pipeline: Pipeline, checkpoint: Path, *,
+                 max_offsets_per_trigger: int = 3_000, maintenance_minutes: float = 10) -> None:
         self.pipeline = pipeline
         self.stream = Pipeline(stack, SAMPLE, topic=pipeline.topic)  # its own Hive database
         self.job = StreamingJob(
@@ -39,7 +40,8 @@ class StreamRun:
             "--hive-database", self.stream.hive_database,
             "--checkpoint", str(checkpoint),
             "--trigger-seconds", "1",
-            "--max-offsets-per-trigger", "3000",
+            "--max-offsets-per-trigger", str(max_offsets_per_trigger),
+            "--maintenance-minutes", str(maintenance_minutes),
         )
 
     def wait_for(self, consumed: int, timeout: float = 240) -> None:
@@ -54,6 +56,23 @@ class StreamRun:
         raise AssertionError(f"stream did not consume {consumed} offsets in {timeout} s:\n"
                              + process.tail(self.job.log_path()))
 
+    def wait_for_planned_batch(self, timeout: float = 120) -> None:
+        """Until a trigger has planned its batch in the ledger and not committed it yet: work
+        in flight, where a kill must lose nothing."""
+        ledger = self.stream.ledger()
+        deadline = time.monotonic() + timeout
+        while ledger.pending() is None:
+            assert time.monotonic() < deadline, "no trigger got to its write"
+            time.sleep(0.01)
+
+    def kill_mid_batch(self) -> None:
+        """kill -9 of the driver while a batch is planned and not committed; proves both."""
+        self.wait_for_planned_batch()
+        killed = self.job.kill()
+        assert not process.pid_alive(killed), f"driver {killed} survived kill -9"
+        assert self.stream.ledger().pending() is not None, "the batch committed before the kill"
+        self.job = StreamingJob(self.job.settings, *self.job.extra_args)
+
 
 @pytest.fixture
 def stream_run(stack: Settings, tmp_path: Path) -> Iterator[StreamRun]:
@@ -66,6 +85,7 @@ def stream_run(stack: Settings, tmp_path: Path) -> Iterator[StreamRun]:
     run.stream.drop(spark)
 
 
+@pytest.mark.slow
 def test_stream_equals_microbatch_and_independent_computation(
     stack: Settings, stream_run: StreamRun
 ) -> None:
@@ -93,16 +113,16 @@ def test_stream_equals_microbatch_and_independent_computation(
         stream_run.stream.ledger().claim("dagster-microbatch")
 
 
+@pytest.mark.slow
 def test_kill_9_mid_stream_then_restart_from_checkpoint(
     stack: Settings, stream_run: StreamRun
 ) -> None:
     first, second = 9_000, 15_000
     stream_run.pipeline.produce_file(SAMPLE_TRANS, limit=first)
     stream_run.job.start()
-    stream_run.wait_for(3_000)  # at least one batch committed, more in flight
-    stream_run.job.kill()  # kill -9, wherever it is
+    stream_run.wait_for(3_000)  # at least one batch committed, more to come
+    stream_run.kill_mid_batch()
     stream_run.pipeline.produce_raw([b"{broken", b"", b"x" * 70_000])  # poison meanwhile
-    stream_run.job = StreamingJob(stack, *stream_run.job.extra_args)
     stream_run.job.start()  # resumes from the checkpoint
     stream_run.pipeline.produce_file(SAMPLE_TRANS, limit=second)  # 9,000 re-sent + 6,000 new
     stream_run.wait_for(first + 3 + second)
@@ -114,6 +134,7 @@ def test_kill_9_mid_stream_then_restart_from_checkpoint(
     )
 
 
+@pytest.mark.slow
 def test_reference_tables_refresh_without_a_restart(
     stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,23 +177,31 @@ def test_reference_tables_refresh_without_a_restart(
                            (new_account,))
             cursor.execute("INSERT INTO disp (disp_id, client_id, account_id, type) "
                            "VALUES (%s, %s, %s, 'OWNER')", (new_account, new_account, new_account))
-        time.sleep(2.5)
-        # The refresh runs after a batch (never under one), so the batch of 90_000_002 may still
-        # have the old data: the reload that follows the first batch can read MySQL before or
-        # after the inserts above. The one after it has the new data for sure.
-        send(90_000_002)
-        wait_for(2)
-        send(90_000_003)
-        wait_for(3)
+        # The refresh runs after a batch (never under one) once the interval has passed: probe
+        # record after probe record, until one is enriched with the new account's owner.
         tables = HiveTables(stream.hive_database)
-        enriched = spark.sql(f"SELECT trans_id, gender, age_band FROM {tables.enriched}").collect()
+        probes, known_at = [90_000_001], None
+        deadline = time.monotonic() + 60
+        while known_at is None:
+            assert time.monotonic() < deadline, "the new account stayed unknown for 60 s"
+            probes.append(probes[-1] + 1)
+            send(probes[-1])
+            wait_for(len(probes))
+            owner = spark.sql(f"SELECT gender, age_band FROM {tables.enriched} "
+                              f"WHERE trans_id = {probes[-1]}").collect()
+            if owner:
+                assert (owner[0].gender, owner[0].age_band) == ("F", "20-29")
+                known_at = probes[-1]
+        probes.append(known_at + 1)  # once known, it stays known
+        send(probes[-1])
+        wait_for(len(probes))
+        enriched = [r.trans_id for r in spark.sql(
+            f"SELECT trans_id FROM {tables.enriched}").collect()]
         quarantined = [r.trans_id for r in spark.sql(
             f"SELECT trans_id FROM {tables.quarantine}").collect()]
-        assert (90_000_003, "F", "20-29") in [(r.trans_id, r.gender, r.age_band) for r in enriched]
-        # Each record counted once, on one side or the other.
-        assert sorted([r.trans_id for r in enriched] + quarantined) == [
-            90_000_001, 90_000_002, 90_000_003]
-        assert 90_000_001 in quarantined
+        # Each record counted once, on one side or the other; unknown before the refresh only.
+        assert sorted(enriched + quarantined) == probes
+        assert sorted(quarantined) == [p for p in probes if p < known_at]
         assert "reference tables (re)loaded" in process.tail(job.log_path(), lines=400)
     finally:
         job.stop()

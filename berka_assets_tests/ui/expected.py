@@ -9,26 +9,28 @@ REFERENCE = ("district", "account", "client", "disp", "loan", "card", "order")
 TRENDS = ("monthly_trend", "yearly_trend", "trans_by_age_gender")
 
 # asset key (as "a/b") -> (group, upstream keys)
+SOURCE = "berka/source_files"
+ENRICHMENT = ("kafka/trans", "mysql/account", "mysql/client", "mysql/disp", "mysql/district")
+
 ASSETS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "mysql/district": ("reference", ()),
-    "mysql/account": ("reference", ("mysql/district",)),
-    "mysql/client": ("reference", ("mysql/district",)),
-    "mysql/disp": ("reference", ("mysql/account", "mysql/client")),
-    "mysql/loan": ("reference", ("mysql/account",)),
-    "mysql/card": ("reference", ("mysql/disp",)),
-    "mysql/order": ("reference", ("mysql/account",)),
-    "kafka/trans": ("streaming", ()),
-    "hive/enriched_transactions": (
-        "streaming",
-        ("kafka/trans", "mysql/account", "mysql/client", "mysql/disp", "mysql/district"),
-    ),
+    SOURCE: ("source", ()),
+    "mysql/district": ("reference", (SOURCE,)),
+    "mysql/account": ("reference", (SOURCE, "mysql/district")),
+    "mysql/client": ("reference", (SOURCE, "mysql/district")),
+    "mysql/disp": ("reference", (SOURCE, "mysql/account", "mysql/client")),
+    "mysql/loan": ("reference", (SOURCE, "mysql/account")),
+    "mysql/card": ("reference", (SOURCE, "mysql/disp")),
+    "mysql/order": ("reference", (SOURCE, "mysql/account")),
+    "kafka/trans": ("streaming", (SOURCE,)),
+    "hive/enriched_transactions": ("streaming", ENRICHMENT),
     "hive/quarantine": ("streaming", ("kafka/trans",)),
-    "spark_streaming/berka_stream": ("streaming", ()),
+    "spark_streaming/berka_stream": ("streaming", ENRICHMENT),
     **{f"hive/{table}": ("trends", ("hive/enriched_transactions",)) for table in TRENDS},
     "reports/trends_report": ("reports", tuple(f"hive/{table}" for table in TRENDS)),
+    "files/synthetic_berka": ("synthetic", ()),
 }
 
-GROUPS = ("reference", "streaming", "trends", "reports")
+GROUPS = ("source", "reference", "streaming", "trends", "reports", "synthetic")
 
 EDGES: set[tuple[str, str]] = {
     (upstream, key) for key, (_, upstreams) in ASSETS.items() for upstream in upstreams
@@ -40,3 +42,14 @@ KAFKA_SENSOR = "kafka_trans_sensor"
 def short(key: str) -> str:
     """The name the asset graph shows for a key: its last part."""
     return key.rsplit("/", 1)[-1]
+
+
+# (asset key, check name): every asset check the UI must list, and no other.
+CHECKS: set[tuple[str, str]] = {
+    *((f"mysql/{table}", check) for table in REFERENCE
+      for check in ("row_count_matches_source", "foreign_keys_resolve", "no_null_keys")),
+    ("hive/enriched_transactions", "offsets_add_up"),
+    ("hive/enriched_transactions", "no_duplicate_trans_id"),
+    ("hive/monthly_trend", "trends_fresh"),
+    *((f"hive/{table}", "totals_match_enriched") for table in TRENDS),
+}

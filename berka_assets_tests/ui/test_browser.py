@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from berka_assets.ui.dev import MARKER_VARIABLE, DagsterDev, processes_with_environment
-from berka_assets_tests.ui.conftest import chromium_and_driver
+from berka_assets_tests.ui.conftest import ARTIFACTS, chromium_and_driver
 from berka_assets_tests.ui.expected import ASSETS, EDGES, GROUPS, short
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,9 @@ pytestmark = pytest.mark.integration
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1600,1200",
+    # Tall enough for every group's graph at the UI's default zoom: nodes outside the view are
+    # not drawn at all.
+    "--window-size=1920,2600",
 )
 
 # The asset graph page draws nodes as <foreignObject>s and edges as <path marker-end=...> in one
@@ -109,7 +111,13 @@ def drawn_graph(driver: webdriver.Chrome, expected_names: set[str]) -> dict:
         previous[0] = graph
         return graph if stable else None
 
-    return wait_for(settled, what=f"the asset graph with {sorted(expected_names)}")
+    try:
+        return wait_for(settled, what=f"the asset graph with {sorted(expected_names)}")
+    except AssertionError as error:
+        graph = driver.execute_script(READ_GRAPH) or {"nodes": []}
+        drawn = sorted(node["name"] for node in graph["nodes"])
+        driver.save_screenshot(str(ARTIFACTS / "asset-graph-timeout.png"))
+        raise AssertionError(f"{error}; drawn: {drawn}") from None
 
 
 def edges_by_name(graph: dict) -> set[tuple[str, str]]:
@@ -158,6 +166,8 @@ def test_global_lineage_lists_the_groups(
     wait_for(lambda: all(group in browser.find_element(By.TAG_NAME, "body").text
                          for group in GROUPS), what="the group list of the lineage page")
     browser.save_screenshot(str(artifacts / "asset-lineage.png"))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert not [group for group in GROUPS if group not in body], body[:3000]
 
 
 def _switch_is_on(driver: webdriver.Chrome, xpath: str) -> bool | None:
@@ -188,3 +198,93 @@ def test_kafka_sensor_shows_running(
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "microbatch_job" in body
     browser.save_screenshot(str(artifacts / "kafka-sensor.png"))
+
+
+_RUNS_OF_ASSET = """
+query Runs {
+  runsOrError(limit: 20) { ... on Runs { results { runId status assetSelection { path } } } }
+}
+"""
+
+
+def _runs_selecting(dev: DagsterDev, path: list[str]) -> dict[str, str]:
+    """run id -> status of the runs whose asset selection contains `path`."""
+    result = dev.graphql(_RUNS_OF_ASSET)
+    return {run["runId"]: run["status"] for run in result["runsOrError"]["results"]
+            if {"path": path} in (run["assetSelection"] or [])}
+
+
+def _button(driver: webdriver.Chrome, label: str):
+    """The enabled button whose text starts with `label` ("Materialize all (17)")."""
+    buttons = [b for b in driver.find_elements(By.TAG_NAME, "button")
+               if b.text.strip().startswith(label) and b.is_enabled()]
+    return buttons[0] if buttons else None
+
+
+def _click_and_confirm(driver: webdriver.Chrome, dev: DagsterDev, label: str,
+                       path: list[str], before: set[str]) -> set[str]:
+    """Click the button; if the UI asks "Are you sure?" (upstream never materialized, as on
+    a fresh stack), confirm as a user would. Returns the runs it launched."""
+    wait_for(lambda: _button(driver, label), what=f"the {label} button").click()
+
+    def launched_or_asked():
+        launched = set(_runs_selecting(dev, path)) - before
+        if launched:
+            return launched
+        confirm = _button(driver, "Confirm")
+        if confirm is not None:
+            confirm.click()
+        return None
+
+    return wait_for(launched_or_asked, what=f"a run launched by {label}")
+
+
+def _materialize_from(driver: webdriver.Chrome, dev: DagsterDev, page: str, label: str,
+                      path: list[str], picture: Path, timeout: float) -> None:
+    """Open `page`, click `label` (confirming if asked), wait for the one run it launched to
+    succeed; a picture of the page either way."""
+    before = set(_runs_selecting(dev, path))
+    driver.get(f"{dev.url}{page}")
+    try:
+        (run_id,) = _click_and_confirm(driver, dev, label, path, before)
+    except BaseException:
+        driver.save_screenshot(str(picture.with_stem(picture.stem + "-failed")))
+        raise
+    status = dev.wait_for_run(run_id, timeout=timeout)
+    driver.get(f"{dev.url}/runs/{run_id}")
+    wait_for(lambda: any(state in driver.find_element(By.TAG_NAME, "body").text
+                         for state in ("Success", "Failure", "Canceled")), what="the run page")
+    driver.save_screenshot(str(picture))
+    assert status == "SUCCESS", f"run {run_id}: {status}; see {dev.log_path}"
+
+
+def test_materialize_button_of_a_trend_runs_it(
+    dagster_dev: DagsterDev, browser: webdriver.Chrome, artifacts: Path
+) -> None:
+    """A user clicks "Materialize" on hive/monthly_trend: with no config to type, a run
+    rebuilds the trend from the committed data and succeeds."""
+    _materialize_from(browser, dagster_dev, "/assets/hive/monthly_trend", "Materialize",
+                      ["hive", "monthly_trend"], artifacts / "materialize-monthly-trend.png", 300)
+
+
+def test_an_asset_page_shows_its_column_schema(
+    dagster_dev: DagsterDev, browser: webdriver.Chrome, artifacts: Path
+) -> None:
+    browser.get(f"{dagster_dev.url}/assets/mysql/account")
+    columns = ("account_id", "district_id", "frequency", "date")
+    wait_for(lambda: all(c in browser.find_element(By.TAG_NAME, "body").text for c in columns),
+             what="the columns of mysql/account")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    # The types of the one schema definition (berka/schema.py), as MySQL has them.
+    assert all(kind in body for kind in ("INT", "VARCHAR(", "DATE")), body[:2000]
+    browser.save_screenshot(str(artifacts / "asset-column-schema.png"))
+
+
+def test_materialize_all_succeeds(
+    dagster_dev: DagsterDev, browser: webdriver.Chrome, artifacts: Path
+) -> None:
+    """"Materialize all" on the global lineage: every materializable asset, no config typed,
+    one run, and it succeeds (reference tables, catch-up micro-batch, report, synthetic set)."""
+    _materialize_from(browser, dagster_dev, "/asset-groups", "Materialize all",
+                      ["reports", "trends_report"],  # in every "all" selection
+                      artifacts / "materialize-all.png", 480)

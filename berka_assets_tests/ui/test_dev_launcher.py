@@ -116,6 +116,7 @@ def test_berka_dev_serves_the_ui_and_stops_cleanly(
         output = _wait_for_line(log, f"Dagster UI: http://127.0.0.1:{port}", process, 180)
         if stop_with == "SIGTERM":
             assert "sensor kafka_trans_sensor: RUNNING" in output
+            assert "sensor berka_automation_sensor: RUNNING" in output
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=10) as r:
             assert "dagster_webserver_version" in json.load(r)
         assert (home / "dagster.yaml").is_symlink()

@@ -11,15 +11,16 @@ row in every batch:
   batch's own cube (counts and exact decimal sums add up) instead of a scan of the enriched
   table.
 
-Both are rebuilt from the committed tables when the job starts (after the leftovers of a crashed
-batch are dropped, and the trend cube table is rewritten from them), and in memory both only
+Both are rebuilt from the committed tables when the job starts (after a batch a crash left
+planned is finished, and the trend cube table is rewritten from them), and in memory both only
 change after a batch's ledger commit, so a crash anywhere loses nothing and counts nothing
-twice: the replayed batch is trimmed by the ledger as in run_batch.
+twice: a replayed trigger is trimmed by the ledger as in run_batch, and a batch is planned
+before its appends as there (ledger.py).
 
 A usual batch (nothing to quarantine) is three Spark statements: classify + collect the narrow
-columns, then, concurrently, the enriched partition and the new trend cube (the trend
-tables are views over it); then the ledger commit. A batch with something to quarantine writes
-enriched and quarantine in one multi-insert, reads the counts back, commits, then writes the cube.
+columns, then, concurrently, the enriched append and the new trend cube (the trend tables are
+views over it); then the ledger commit. A batch with something to quarantine appends quarantine
+and enriched, commits, then writes the cube.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from berka_assets.spark_jobs.microbatch import (
     BatchResult,
     _timed,
     batch_id_for,
+    counted,
     from_frontier,
     partition_commits,
 )
@@ -74,7 +76,8 @@ def cube_frame(spark: SparkSession, cube: Sequence[tuple]) -> DataFrame:
 def load_committed_state(spark: SparkSession, tables: HiveTables,
                          ledger: BatchLedger) -> CommittedState:
     """The state from the committed tables, and the trends written from it: at start this
-    repairs a crash between a commit and its trends."""
+    repairs a crash between a commit and its trends. A batch left planned must be finished
+    first (microbatch.finish_plan)."""
     state = CommittedState.load(spark, tables)
     tables.write_trends(spark, cube_frame(spark, state.cube))
     ledger.mark_visible()
@@ -145,11 +148,23 @@ def run_stream_batch(
                                          "trans_id BIGINT")
             final = T.with_duplicate_reasons(batch, T.duplicate_reasons(batch, seen))
         if all_valid:
+            # Every record goes to enriched: the counts are the records read, which the check
+            # compares with the offsets (retention or compaction).
+            per_partition: dict[int, tuple[int, int]] = {}
+            for row in narrow:
+                enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
+                per_partition[row.kafka_partition] = (enriched + 1, 0)
+            counts = WrittenCounts(per_partition, {})
+        else:
+            counts = _timed(seconds, "count", lambda: counted(final))
+        commits = partition_commits(batch_id, processed, counts)
+        _timed(seconds, "plan", lambda: ledger.plan(batch_id, processed))
+        if all_valid:
             # Nothing can be quarantined, so the new trend cube is known before the write: it
-            # is written beside the enriched partition, concurrently (the trends are then
-            # visible when the batch commits, with no write after it). Like the partition it
-            # counts only once the ledger commits; should anything fail before that, the
-            # committed cube is put back (and a restart rebuilds it from the tables anyway).
+            # is written beside the enriched append, concurrently (the trends are then visible
+            # when the batch commits, with no write after it). The batch is planned, so a
+            # crash from here on is finished at restart, never rolled back; should the batch
+            # fail instead, the committed cube is put back.
             new_cube = add_cubes(state.cube, cube_of(narrow))
             cube_touched = False
             try:
@@ -158,30 +173,20 @@ def run_stream_batch(
                     cube_touched = True
                     cube_write = pool.submit(tables.write_trends, spark, new_cube_frame)
                     try:
-                        _timed(seconds, "write", lambda: tables.write_final(
-                            spark, final, batch_id, all_valid=True))
+                        _timed(seconds, "write", lambda: tables.append_batch(
+                            spark, final, batch_id, quarantine=False))
                     finally:
                         _timed(seconds, "trends", cube_write.result)
-                # Every record went to enriched: the counts are the records read, which the
-                # check below compares with the offsets (retention or compaction).
-                per_partition: dict[int, tuple[int, int]] = {}
-                for row in narrow:
-                    enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
-                    per_partition[row.kafka_partition] = (enriched + 1, 0)
-                counts = WrittenCounts(per_partition, {})
-                commits = partition_commits(batch_id, processed, counts)
                 _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
             except BaseException:
                 if cube_touched:
                     _restore_cube(spark, tables, state)
                 raise
         else:
-            _timed(seconds, "write", lambda: tables.write_final(spark, final, batch_id))
-            counts = _timed(seconds, "count", lambda: tables.batch_counts(spark, batch_id))
+            _timed(seconds, "write", lambda: tables.append_batch(spark, final, batch_id))
             batch_cube = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
-                spark.table(tables.enriched).where(F.col("batch_id") == batch_id)).collect()])
+                final.where(F.col("reason").isNull())).collect()])
             new_cube = add_cubes(state.cube, batch_cube)
-            commits = partition_commits(batch_id, processed, counts)
             _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
             # After the commit; a crash before this write is repaired when the job restarts.
             _timed(seconds, "trends", lambda: tables.write_trends(
