@@ -1,4 +1,4 @@
-"""`berka-stack up | down | restart | status | logs | wipe`: the local stack on 127.0.0.1.
+"""`berka-stack up | down | restart | status | logs | watch | wipe`: the local stack on 127.0.0.1.
 
 Start order matters: MariaDB first (it holds the metastore), Kafka, then the Spark Connect server,
 which creates the Hive metastore schema alone, then the Thrift Server and the S3-compatible store.
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from berka_assets.config import SparkSettings, var_dir
-from berka_assets.stack import prereqs, process
+from berka_assets.stack import prereqs, process, supervisor
 from berka_assets.stack.kafka import Kafka
 from berka_assets.stack.mariadb import MariaDB
 from berka_assets.stack.s3 import S3Server
@@ -54,6 +54,7 @@ def up(names: list[str] | None = None, *, echo=print) -> dict[str, float]:
     prereqs.ensure_udf_jar()
     timings: dict[str, float] = {}
     for service in select(names):
+        supervisor.release(service.name)
         started = time.monotonic()
         echo(f"  {service.name:<14} starting on {service.address} ...")
         service.start()
@@ -66,6 +67,7 @@ def down(names: list[str] | None = None, *, echo=print) -> None:
     """Stop in reverse order, so nothing loses a dependency while it shuts down."""
     services = select(names) if names else all_services() + optional_services()
     for service in reversed(services):
+        supervisor.hold(service.name)  # on purpose: `watch` leaves it stopped
         if service.stop():
             echo(f"  {service.name:<14} stopped")
 
@@ -90,6 +92,19 @@ def wipe_local_state(var: Path, warehouse: Path) -> list[Path]:
     return removed
 
 
+def watch(names: list[str] | None, *, interval: float, unhealthy_after: float) -> None:
+    """Supervise the named services (default: those up now) until interrupted."""
+    services = select(names) if names else [
+        service for service in all_services() + optional_services() if service.pid()]
+    if not services:
+        raise process.StackError("nothing to watch: no service is up (`berka-stack up` first)")
+    try:
+        supervisor.Supervisor(services, interval=interval, unhealthy_after=unhealthy_after,
+                              echo=lambda line: print(line, flush=True)).run()
+    except KeyboardInterrupt:
+        pass
+
+
 def status_lines() -> list[str]:
     statuses = [service.status() for service in all_services()]
     statuses += [s.status() for s in optional_services() if s.pid() is not None]
@@ -111,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     logs = commands.add_parser("logs", help="last lines of a service's log")
     logs.add_argument("service")
     logs.add_argument("-n", "--lines", type=int, default=40)
+    watch = commands.add_parser(
+        "watch", help="restart a service that died or hangs, until Ctrl-C (as systemd would)")
+    watch.add_argument("services", nargs="*", help="default: every service that is up now")
+    watch.add_argument("--interval", type=float, default=2.0, help="seconds between checks")
+    watch.add_argument("--unhealthy-after", type=float, default=60.0,
+                       help="restart a running service that failed its health check this long")
     wipe = commands.add_parser("wipe", help="stop everything and delete all local data")
     wipe.add_argument("--yes", action="store_true", required=True)
     args = parser.parse_args(argv)
@@ -129,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "logs":
             service = select([args.service])[0]
             print(process.tail(service.log_path(), args.lines))
+        elif args.command == "watch":
+            watch(args.services, interval=args.interval, unhealthy_after=args.unhealthy_after)
         elif args.command == "wipe":
             down()
             for service in all_services():

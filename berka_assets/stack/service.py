@@ -110,7 +110,7 @@ class Service(ABC):
 
     def status(self) -> ServiceStatus:
         pid = self.pid()
-        up = pid is not None and self._safe_healthy()
+        up = pid is not None and self.answers()
         return ServiceStatus(
             name=self.name,
             up=up,
@@ -120,8 +120,9 @@ class Service(ABC):
             rss_bytes=process.rss_bytes(pid) if pid else 0,
         )
 
-    def _safe_healthy(self) -> bool:
+    def answers(self) -> bool:
+        """The health check, as a yes or no: for status lines and the watcher, never raising."""
         try:
             return self.is_healthy()
-        except Exception:  # noqa: BLE001 - status must report, never raise
+        except Exception:  # noqa: BLE001 - a failed check is a no
             return False

@@ -1,0 +1,84 @@
+"""`berka-stack watch` brings back a real server that was killed or hangs, and leaves alone one
+stopped on purpose. The S3-compatible server, in its own var/ folder and on its own port, so
+that the test runs beside the stack without touching it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from berka_assets.stack import cli, process, supervisor
+from berka_assets.stack.s3 import S3Server
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("BERKA_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("BERKA_LOCAL_S3_PORT", str(_free_port()))
+    server = S3Server()
+    server.start()
+    yield server
+    process.kill_daemon(server.name) if server.pid() else None
+
+
+def test_a_killed_server_is_restarted(server: S3Server) -> None:
+    lines: list[str] = []
+    watcher = supervisor.Supervisor([server], echo=lines.append)
+    assert watcher.check_once() == []
+
+    killed = server.kill()
+    assert not process.pid_alive(killed)
+    (recovery,) = watcher.check_once()
+
+    assert recovery.service == "s3" and recovery.reason == "its process is gone"
+    assert recovery.seconds is not None and not recovery.error
+    assert server.pid() not in (None, killed) and server.answers()
+    assert any("s3: back in" in line for line in lines), lines
+    assert watcher.check_once() == []
+
+
+def test_a_hung_server_is_killed_and_restarted_after_the_grace_period(server: S3Server) -> None:
+    watcher = supervisor.Supervisor([server], unhealthy_after=1.0, echo=lambda line: None)
+    hung = server.pid()
+    os.kill(hung, signal.SIGSTOP)  # alive, but answers nothing
+    try:
+        assert watcher.check_once() == []  # not yet: it may be busy for a moment
+        time.sleep(1.2)
+        (recovery,) = watcher.check_once()
+    finally:
+        if process.pid_alive(hung):
+            os.kill(hung, signal.SIGCONT)
+    assert recovery.reason.startswith("no answer for")
+    assert recovery.seconds is not None
+    assert not process.pid_alive(hung)
+    assert server.pid() != hung and server.answers()
+
+
+def test_a_server_stopped_with_down_stays_down_until_up(
+    server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `up` first prepares Java, secrets and jars, which live in the real var/ (not this test's).
+    for step in ("check_java", "ensure_secrets", "ensure_jars", "ensure_udf_jar"):
+        monkeypatch.setattr(cli.prereqs, step, lambda *args: None)
+    watcher = supervisor.Supervisor([server], echo=lambda line: None)
+    cli.down(["s3"], echo=lambda line: None)
+    assert server.pid() is None
+    assert watcher.check_once() == [] and server.pid() is None
+
+    cli.up(["s3"], echo=lambda line: None)  # releases it: a later crash is repaired again
+    server.kill()
+    (recovery,) = watcher.check_once()
+    assert recovery.seconds is not None and server.answers()
