@@ -21,17 +21,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from berka_assets.config import REPO_ROOT, Settings, secret
+from berka_assets.config import Settings, secret, var_dir
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.ui.dev import INSTANCE_CONFIG, DagsterDev
 from berka_assets_tests.ui.expected import KAFKA_SENSOR
 
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
+ARTIFACTS = var_dir() / "screenshots" / "ui"
 
 
 @pytest.fixture(scope="package")
 def artifacts() -> Path:
-    """Screenshots and logs of the UI tests (git-ignored test-artifacts/ui/)."""
+    """Screenshots and logs of the UI tests (var/screenshots/ui/, git-ignored)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 

@@ -2,7 +2,7 @@
 
 Renders the asset graph of every group and reads the drawn nodes and edges back from the SVG,
 then checks that the Kafka sensor's switch shows it running. Screenshots go to
-test-artifacts/ui/*.png.
+var/screenshots/ui/*.png (listed in the README).
 """
 
 from __future__ import annotations

@@ -1,0 +1,394 @@
+"""Soak: both paths run for a long time under a rotation of faults while a reader polls them.
+
+The real replay job sends the sample's transactions at a steady random rate into a new topic;
+the Dagster daemon runs that topic's Kafka sensor (micro-batch runs into database <name>_sensor)
+and the streaming job consumes the same topic (into <name>_stream); a PyHive reader polls both
+databases through HiveServer2 all the while; `berka-stack watch` supervises the servers and
+the streaming job. With --faults, one fault at a time in rotation (soak_faults.py), at a random
+moment of every --fault-every-minutes. Every --sample-seconds it samples the servers
+(soak_observe.py); it prints a table per --window-minutes and ends with one line, `SOAK ok` or
+`SOAK FAILED <reasons>`, exiting 0 only when:
+
+- both databases equal the independent oracle over the records in the topic, to the cent;
+- the reader saw no torn state, and no error outside the seconds of a stopped Thrift Server;
+- the last window's p95 latency is within --latency-ratio of the first fault-free window's;
+- every long-lived process's RSS in the last window is within --rss-ratio of its first;
+- data files on disk stay under --max-files per table (compaction keeps up);
+- every fault recovered (the service answered and both paths committed again) within
+  --recovery-bound seconds.
+
+    python bench/soak.py --minutes 3 --faults --fault-every-minutes 0.5 --window-minutes 1
+    python bench/soak.py --minutes 240 --rate 20 --faults
+
+Needs the local stack (`berka-stack up`). No fault is injected in the last window, so that it
+shows the steady state after the last recovery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from bench_latency import start_sensor_path
+from soak_faults import Faults, Injected
+from soak_observe import Sampler, Window, window_table
+from soak_reader import Reader
+
+from berka_assets.config import (
+    REPO_ROOT,
+    Settings,
+    load_secrets_into_environment,
+    load_settings,
+    secret,
+    var_dir,
+)
+from berka_assets.producer.options import ReplayConfig
+from berka_assets.producer.position import MemoryPositionStore
+from berka_assets.producer.replay import run_replay
+from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.s3 import s3_resource
+from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_assets.spark_jobs.ledger import BatchLedger
+from berka_assets.stack import cli
+from berka_assets.stack.kafka import ensure_topics
+from berka_assets.stack.spark import StreamingJob
+
+# The independent oracle and the test harness live with the tests (not installed): the soak
+# is tooling and may use them.
+sys.path.insert(0, str(REPO_ROOT))
+from berka_assets_tests import independent
+from berka_assets_tests.streaming.harness import (
+    Pipeline,
+    as_plain,
+    reset_spark_client,
+    spark_session,
+)
+
+PATHS = ("sensor", "stream")
+TREND_ORDER = {"monthly_trend": "year, month", "yearly_trend": "year",
+               "trans_by_age_gender": "age_band, gender"}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60.0, help="how long to produce")
+    parser.add_argument("--rate", type=float, default=20.0, help="mean messages per second")
+    parser.add_argument("--faults", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--fault-every-minutes", type=float, default=5.0)
+    parser.add_argument("--sample-seconds", type=float, default=60.0)
+    parser.add_argument("--window-minutes", type=float, default=5.0)
+    parser.add_argument("--recovery-bound", type=float, default=240.0,
+                        help="seconds a fault may take to recover")
+    parser.add_argument("--latency-ratio", type=float, default=1.25)
+    parser.add_argument("--rss-ratio", type=float, default=1.2)
+    parser.add_argument("--max-files", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the topic and databases")
+    return parser.parse_args()
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.settings: Settings = load_settings()
+        self.name = f"soak_{uuid.uuid4().hex[:6]}"
+        self.databases = {"sensor": f"{self.name}_sensor", "stream": f"{self.name}_stream"}
+        mysql = MySQLResource(password=secret(self.settings.mysql.password_env))
+        self.ledgers = {path: BatchLedger(mysql.connect, db) for path, db in
+                        self.databases.items()}
+        self.random = random.Random(args.seed)
+        self.injected: list[Injected] = []
+        self.daemon: subprocess.Popen | None = None
+        self.watcher: subprocess.Popen | None = None
+        self.temp = Path(tempfile.mkdtemp(prefix="soak-"))
+
+    def say(self, text: str) -> None:
+        print(f"{dt.datetime.now():%H:%M:%S} {text}", flush=True)
+
+    # --- set-up -----------------------------------------------------------------------------
+    def start(self) -> None:
+        down = [s.name for s in cli.all_services() if not s.answers()]
+        if down:
+            raise SystemExit(f"not up: {', '.join(down)} (run `berka-stack up` first)")
+        Pipeline(self.settings, Path(self.settings.data_dir)).load_reference()
+        ensure_topics(self.settings.kafka.bootstrap_servers,
+                      {self.name: self.settings.kafka.partitions})
+        streaming_args = ["--topic", self.name, "--hive-database", self.databases["stream"],
+                          "--checkpoint", str(var_dir() / "checkpoints" / self.name),
+                          "--trigger-seconds", "1"]
+        # The watcher restarts the job with the same arguments (BERKA_STREAMING_ARGS).
+        os.environ["BERKA_STREAMING_ARGS"] = " ".join(streaming_args)
+        StreamingJob(self.settings).start()
+        self.say(f"streaming job up: topic {self.name} -> {self.databases['stream']}")
+        self.watcher = self._spawn("soak-watch", [str(Path(sys.executable).with_name(
+            "berka-stack")), "watch", "mariadb", "kafka", "spark-connect", "thrift-server",
+            "streaming-job", "--unhealthy-after", "90"])
+        self.daemon = start_sensor_path(self.name, self.databases["sensor"], self.temp,
+                                        interval=2, run_per="tick")
+        self.say(f"Dagster daemon up (pid {self.daemon.pid}): sensor kafka_{self.name}_sensor "
+                 f"-> {self.databases['sensor']}")
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = (var_dir() / "logs" / f"{name}.log").open("w")
+        self.say(f"{name}: {command[1:]} (log var/logs/{name}.log)")
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                env=os.environ.copy(), start_new_session=True)
+
+    def replay(self) -> threading.Thread:
+        source = BerkaSourceResource(folder=self.settings.data_dir,
+                                     s3=s3_resource(self.settings.s3))
+        config = ReplayConfig(topic=self.name, pacing="rate", rate=self.args.rate,
+                              jitter="exponential", max_seconds=self.args.minutes * 60,
+                              start="beginning")
+        thread = threading.Thread(target=run_replay, name="soak-replay", daemon=True, kwargs={
+            "options": config, "kafka": KafkaResource(), "source": source,
+            "positions": MemoryPositionStore()})
+        thread.start()
+        return thread
+
+    # --- the run ----------------------------------------------------------------------------
+    def run(self) -> int:
+        self.start()
+        started = time.time()
+        sampler = Sampler(self.settings, self.name, self.ledgers, self.databases,
+                          [s for s in cli.all_services() if s.name != "s3"]
+                          + [StreamingJob(self.settings)], self.daemon.pid)
+        reader = Reader(self.settings, list(self.databases.values()))
+        producing = self.replay()
+        self._wait_for_first_batches(timeout=300)
+        reader.start()
+        self.say("reader polling both databases through HiveServer2")
+        fault_plan = self._plan_faults(started)
+        next_sample = time.time()
+        recoveries: list[threading.Thread] = []
+        while producing.is_alive():
+            now = time.time()
+            if now >= next_sample:
+                sampler.sample()
+                next_sample += self.args.sample_seconds
+            if fault_plan and now >= fault_plan[0]:
+                fault_plan.pop(0)
+                recoveries.append(self._inject())
+            time.sleep(0.5)
+        self.say("replay finished; waiting for both paths to catch up")
+        for thread in recoveries:
+            thread.join(self.args.recovery_bound)
+        sent = self._wait_until_all_visible(sampler, timeout=900)
+        sampler.sample()
+        reader.stop.set()
+        return self.verdict(started, sampler, reader, sent)
+
+    def _plan_faults(self, started: float) -> list[float]:
+        if not self.args.faults:
+            return []
+        every = self.args.fault_every_minutes * 60
+        last_window = started + (self.args.minutes - self.args.window_minutes) * 60
+        moments, period = [], started + every  # the first period warms up, fault-free
+        while period + every <= last_window + 1e-6:
+            moments.append(period + self.random.uniform(0, every))
+            period += every
+        return moments
+
+    def _inject(self) -> threading.Thread:
+        faults = getattr(self, "_faults", None) or Faults(lambda: self.daemon.pid)
+        self._faults = faults
+        fault, service = faults.inject_next()
+        self.injected.append(fault)
+        self.say(f"fault: {fault.name} ({fault.detail})")
+        thread = threading.Thread(target=self._measure_recovery, args=(fault, service),
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def _measure_recovery(self, fault: Injected, service) -> None:
+        since = dt.datetime.fromtimestamp(fault.at, dt.UTC).replace(tzinfo=None)
+        deadline = time.monotonic() + self.args.recovery_bound
+        while time.monotonic() < deadline:
+            try:
+                answers = service is None or service.answers()
+                moved = all((ledger.last_commit() or dt.datetime.min) > since
+                            for ledger in self.ledgers.values())
+            except Exception:  # noqa: BLE001 - MariaDB still down
+                answers = moved = False
+            if answers and moved:
+                fault.recovered_in = time.time() - fault.at
+                self.say(f"recovered from {fault.name} in {fault.recovered_in:.1f} s")
+                return
+            time.sleep(1)
+        self.say(f"NOT recovered from {fault.name} within {self.args.recovery_bound:.0f} s")
+
+    def _wait_for_first_batches(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(ledger.totals(self.name).consumed for ledger in self.ledgers.values()):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no batch committed on both paths within {timeout:.0f} s")
+            time.sleep(1)
+
+    def _wait_until_all_visible(self, sampler: Sampler, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sample = sampler.sample()
+            if sample.in_kafka and all(sample.consumed.get(p) == sample.in_kafka for p in PATHS):
+                if all(ledger.invisible_batches() == 0 for ledger in self.ledgers.values()):
+                    return sample.in_kafka
+            time.sleep(5)
+        return sampler.samples[-1].in_kafka or 0
+
+    # --- the verdict ------------------------------------------------------------------------
+    def verdict(self, started: float, sampler: Sampler, reader: Reader, sent: int) -> int:
+        reset_spark_client()
+        spark = spark_session(self.settings)
+        failures = []
+        trans_ids = self._trans_ids_in_topic()
+        oracle = independent.trends(Path(self.settings.data_dir), trans_ids=trans_ids)
+        for path, database in self.databases.items():
+            if as_plain(self._trends(spark, database)) != oracle:
+                failures.append(f"{path} trends differ from the oracle")
+        windows = self._windows(started, sampler, self._latencies(spark))
+        print(window_table(windows, started, list(PATHS)))
+        failures += self._checks(windows, reader)
+        summary = (f"{len(trans_ids):,} records, {len(self.injected)} faults, "
+                   f"{len(reader.answers):,} reader answers, "
+                   f"{(time.time() - started) / 60:.1f} min on {platform.node()} "
+                   f"({os.cpu_count()} cores)")
+        print(f"SOAK ok: {summary}" if not failures
+              else f"SOAK FAILED {'; '.join(failures)} ({summary})")
+        return 0 if not failures else 1
+
+    def _trends(self, spark, database: str) -> dict[str, list[tuple]]:
+        tables = HiveTables(database)
+        return {name: [tuple(row) for row in spark.sql(
+            f"SELECT * FROM {tables.trend(name)} ORDER BY {order}").collect()]
+            for name, order in TREND_ORDER.items()}
+
+    def _trans_ids_in_topic(self) -> set[int]:
+        import json
+
+        from confluent_kafka import TopicPartition
+
+        kafka = KafkaResource()
+        consumer = kafka.consumer(group_id=f"{self.name}-oracle")
+        ids = set()
+        for offsets in kafka.partition_offsets(self.name):
+            consumer.assign([TopicPartition(self.name, offsets.partition, offsets.low)])
+            position = offsets.low
+            while position < offsets.high:
+                message = consumer.poll(10)
+                if message is None or message.error():
+                    continue
+                position = message.offset() + 1
+                ids.add(int(json.loads(message.value())["trans_id"]))
+        consumer.close()
+        return ids
+
+    def _latencies(self, spark) -> dict[str, list[tuple[float, float]]]:
+        """Per path, (sent, latency) of every record: visible_at of its batch - sent_at."""
+        result = {}
+        for path, database in self.databases.items():
+            visible = {batch: at.replace(tzinfo=dt.UTC).timestamp() for batch, at in
+                       self.ledgers[path].visibility().items()}
+            rows = spark.sql(f"SELECT batch_id, sent_at_ms FROM `{database}`."
+                             "enriched_transactions").collect()
+            result[path] = [(r.sent_at_ms / 1000, visible[r.batch_id] - r.sent_at_ms / 1000)
+                            for r in rows if r.batch_id in visible]
+        return result
+
+    def _windows(self, started: float, sampler: Sampler,
+                 latencies: dict[str, list[tuple[float, float]]]) -> list[Window]:
+        width = self.args.window_minutes * 60
+        end = started + self.args.minutes * 60
+        windows, start = [], started
+        while start < end - 1:
+            stop = min(start + width, end)
+            windows.append(Window(
+                start, stop, [s for s in sampler.samples if start <= s.at < stop],
+                {p: [lat for sent, lat in values if start <= sent < stop]
+                 for p, values in latencies.items()},
+                [f"{f.name} ({_recovery_text(f)})" for f in self.injected
+                 if start <= f.at < stop]))
+            start = stop
+        return windows
+
+    def _checks(self, windows: list[Window], reader: Reader) -> list[str]:
+        failures = list(reader.torn_states()[:3])
+        thrift_down = [f for f in self.injected if f.name.startswith("thrift")]
+        stray = [error for at, error in reader.errors
+                 if not any(f.at - 1 <= at <= f.at + (f.recovered_in or 0) + 10
+                            for f in thrift_down + [f for f in self.injected
+                                                    if f.name.startswith(("kill -9 spark",
+                                                                          "mariadb"))])]
+        if stray:
+            failures.append(f"{len(stray)} reader errors, first: {stray[0]}")
+        for fault in self.injected:
+            if fault.recovered_in is None:
+                failures.append(f"{fault.name} not recovered within "
+                                f"{self.args.recovery_bound:.0f} s")
+        quiet = [w for w in windows if not w.faults]
+        if quiet and windows:
+            for path in PATHS:
+                first, last = quiet[0].p(path, 0.95), windows[-1].p(path, 0.95)
+                if first and last and last > self.args.latency_ratio * first:
+                    failures.append(f"{path} p95 {last:.1f} s in the last window > "
+                                    f"{self.args.latency_ratio}x {first:.1f} s")
+        firsts = [w.samples[0] for w in windows if w.samples]
+        if len(firsts) > 1:
+            first, last = firsts[0].rss_mib, windows[-1].last().rss_mib
+            for name, mib in last.items():
+                if first.get(name) and mib > self.args.rss_ratio * first[name]:
+                    failures.append(f"{name} RSS {mib:.0f} MiB > {self.args.rss_ratio}x "
+                                    f"{first[name]:.0f} MiB")
+        for sample in [w.last() for w in windows if w.samples]:
+            for path, files in sample.files.items():
+                if files > self.args.max_files:
+                    failures.append(f"{path}: {files} data files > {self.args.max_files}")
+                    break
+        return failures
+
+    # --- clean-up ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        for child in (self.watcher, self.daemon):  # the watcher first: nothing comes back
+            if child is not None and child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+                child.wait(60)
+        StreamingJob(self.settings).stop()
+        if self.args.keep:
+            return
+        reset_spark_client()
+        spark = spark_session(self.settings)
+        for path, database in self.databases.items():
+            spark.sql(f"DROP DATABASE IF EXISTS `{database}` CASCADE")
+            self.ledgers[path].reset()
+        KafkaResource().admin().delete_topics([self.name])
+
+
+def _recovery_text(fault: Injected) -> str:
+    return "NOT recovered" if fault.recovered_in is None else f"{fault.recovered_in:.0f} s"
+
+
+def main() -> int:
+    args = parse_args()
+    load_secrets_into_environment()
+    soak = Soak(args)
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores; {args.minutes:g} min at "
+          f"{args.rate:g} msg/s, faults {'on' if args.faults else 'off'}")
+    try:
+        return soak.run()
+    finally:
+        soak.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""What the soak samples every minute (from the servers themselves, never from the pipeline's own
+claims where an outside view exists) and the per-window table it prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pymysql
+
+from berka_assets.clients.kafka import KafkaClient
+from berka_assets.config import Settings, secret
+from berka_assets.spark_jobs.ledger import BatchLedger
+from berka_assets.stack.service import Service
+
+UTC = dt.UTC
+
+
+@dataclass
+class Sample:
+    at: float
+    in_kafka: int | None  # records in the topic (sum of end offsets)
+    consumed: dict[str, int | None]  # per path: records committed in its ledger
+    lag: dict[str, int | None]  # per path: records in Kafka beyond its ledger's frontier
+    rss_mib: dict[str, float]  # per long-lived process
+    files: dict[str, int]  # per path: data files of enriched_transactions on disk
+    metastore: dict[str, int | None]  # rows of the metastore's TBLS and PARTITIONS
+
+
+@dataclass
+class Sampler:
+    settings: Settings
+    topic: str
+    ledgers: dict[str, BatchLedger]  # path -> its database's ledger
+    databases: dict[str, str]  # path -> Hive database
+    services: list[Service]
+    daemon_pid: int
+    samples: list[Sample] = field(default_factory=list)
+
+    def sample(self) -> Sample:
+        high = self._end_offsets()
+        consumed, lag = {}, {}
+        for path, ledger in self.ledgers.items():
+            try:
+                frontiers = ledger.frontiers(self.topic)
+                consumed[path] = ledger.totals(self.topic).consumed
+                lag[path] = (sum(end - frontiers.get(p, 0) for p, end in high.items())
+                             if high else None)
+            except Exception:  # noqa: BLE001 - MariaDB restarting: a gap in the series
+                consumed[path] = lag[path] = None
+        sample = Sample(time.time(), sum(high.values()) if high else None, consumed, lag,
+                        self._rss(), self._files(), self._metastore_rows())
+        self.samples.append(sample)
+        return sample
+
+    def _end_offsets(self) -> dict[int, int]:
+        try:
+            return {p.partition: p.high for p in
+                    KafkaClient.from_settings(self.settings.kafka).partition_offsets(self.topic)}
+        except Exception:  # noqa: BLE001 - broker restarting
+            return {}
+
+    def _rss(self) -> dict[str, float]:
+        rss = {service.name: service.status().rss_bytes / 2**20 for service in self.services}
+        try:
+            daemon = psutil.Process(self.daemon_pid)
+            tree = [daemon, *daemon.children(recursive=True)]
+            rss["dagster-daemon"] = sum(_rss_of(p) for p in tree) / 2**20
+        except psutil.NoSuchProcess:
+            rss["dagster-daemon"] = 0.0
+        return rss
+
+    def _files(self) -> dict[str, int]:
+        warehouse = Path(self.settings.spark.warehouse_dir.removeprefix("file:").lstrip("/"))
+        warehouse = Path("/") / warehouse
+        return {path: len(list((warehouse / f"{database}.db" / "enriched_transactions")
+                               .glob("*.parquet")))
+                for path, database in self.databases.items()}
+
+    def _metastore_rows(self) -> dict[str, int | None]:
+        mysql = self.settings.mysql
+        try:
+            connection = pymysql.connect(host=mysql.host, port=mysql.port,
+                                         user=mysql.metastore_user,
+                                         password=secret(mysql.metastore_password_env),
+                                         database=mysql.metastore_database, connect_timeout=5)
+            with connection, connection.cursor() as cursor:
+                counts = {}
+                for table in ("TBLS", "PARTITIONS", "TABLE_PARAMS"):
+                    cursor.execute(f"SELECT COUNT(*) FROM {table}")
+                    counts[table] = int(cursor.fetchone()[0])
+                return counts
+        except Exception:  # noqa: BLE001 - MariaDB restarting
+            return {"TBLS": None, "PARTITIONS": None, "TABLE_PARAMS": None}
+
+
+def _rss_of(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class Window:
+    start: float
+    end: float
+    samples: list[Sample]
+    latencies: dict[str, list[float]]  # per path, of the records sent in this window
+    faults: list[str]
+
+    def p(self, path: str, q: float) -> float | None:
+        return percentile(self.latencies.get(path, []), q)
+
+    def last(self) -> Sample | None:
+        return self.samples[-1] if self.samples else None
+
+
+def _fmt(value: float | int | None, spec: str = ",") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def window_table(windows: list[Window], started: float, paths: list[str]) -> str:
+    """One row per window: traffic, latency per path, memory, files, metastore, lag, faults."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="soak, per window", show_lines=False)
+    for column in ("window", "in Kafka", *(f"{p} done" for p in paths),
+                   *(f"{p} p50/p95 s" for p in paths), "RSS MiB (max)",
+                   *(f"{p} files" for p in paths), "metastore TBLS/PART",
+                   *(f"{p} lag" for p in paths), "faults (recovered in)"):
+        table.add_column(column)
+    for window in windows:
+        last = window.last()
+        label = f"{(window.start - started) / 60:4.1f}-{(window.end - started) / 60:4.1f} min"
+        if last is None:
+            table.add_row(label, *["-"] * (len(table.columns) - 1))
+            continue
+        rss = " ".join(f"{name.split('-')[0][:6]}:{mib:.0f}" for name, mib in last.rss_mib.items())
+        table.add_row(
+            label, _fmt(last.in_kafka),
+            *(_fmt(last.consumed.get(p)) for p in paths),
+            *(f"{_fmt(window.p(p, 0.5), '.1f')}/{_fmt(window.p(p, 0.95), '.1f')}"
+              for p in paths),
+            rss,
+            *(_fmt(last.files.get(p)) for p in paths),
+            f"{_fmt(last.metastore.get('TBLS'))}/{_fmt(last.metastore.get('PARTITIONS'))}",
+            *(_fmt(last.lag.get(p)) for p in paths),
+            "; ".join(window.faults) or "-",
+        )
+    console = Console(width=250, record=True)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get()
+
+
+def mean_or_none(values: list[float]) -> float | None:
+    return statistics.mean(values) if values else None
