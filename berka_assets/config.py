@@ -178,6 +178,12 @@ class SensorSettings:
     freshness_minutes: float = field(
         default_factory=lambda: float(env("BERKA_FRESHNESS_MINUTES", "10"))
     )
+    # Dagster's run monitoring fails a micro-batch run that has not finished after this long,
+    # and run retries then run it again. It is how a run whose process died (kill -9, out of
+    # memory) is noticed: the default run launcher cannot check its workers' health.
+    microbatch_max_runtime_s: int = field(
+        default_factory=lambda: int(env("BERKA_MICROBATCH_MAX_RUNTIME_S", "120"))
+    )
     # Declarative automation (berka_assets/automation.py): cron schedules of the streaming
     # checks and of the trends report; each runs once per tick, and only after new batches.
     checks_cron: str = field(default_factory=lambda: env("BERKA_CHECKS_CRON", "*/15 * * * *"))

@@ -282,5 +282,6 @@ microbatch_job = dg.define_asset_job(
     # One process: the multiprocess default would start a Spark client per step.
     executor_def=dg.in_process_executor,
     # Retried by the daemon (run_retries in dagster.yaml): a batch is exactly once, so safe.
-    tags={MICROBATCH_TAG: "hive", "dagster/max_retries": "2"},
+    tags={MICROBATCH_TAG: "hive", "dagster/max_retries": "2",
+          "dagster/max_runtime": str(SensorSettings().microbatch_max_runtime_s)},
 )

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from berka_assets.config import Settings
 from berka_assets.stack.spark import SparkConnectServer
-from berka_assets.ui.dev import DagsterDev
+from berka_assets.ui.dev import INSTANCE_CONFIG, DagsterDev
 from berka_assets_tests import independent
 from berka_assets_tests.streaming.harness import (
     Pipeline,
@@ -97,5 +98,62 @@ def test_daemon_launched_batches_recover_from_a_stopped_spark_server_with_no_new
         assert pipeline.counts(spark) == (2_000, 0)
         assert as_plain(pipeline.trends(spark)) == independent.trends(
             SAMPLE, SAMPLE_TRANS, first_trans_ids(SAMPLE_TRANS, 2_000))
+    finally:
+        pipeline.drop(spark)
+
+
+def _run_worker(dagster_home: Path) -> psutil.Process | None:
+    """A micro-batch run's process of this test's instance, if one runs now."""
+    for candidate in psutil.process_iter(["cmdline"]):
+        try:
+            if ("execute_run" in " ".join(candidate.info["cmdline"] or [])
+                    and candidate.environ().get("DAGSTER_HOME") == str(dagster_home)):
+                return candidate
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return None
+
+
+@pytest.mark.slow
+def test_a_run_whose_process_is_killed_is_failed_by_run_monitoring_then_retried(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """kill -9 of a run's process leaves the run STARTED for ever: the default run launcher
+    cannot see its workers die. The micro-batch job's dagster/max_runtime lets run monitoring
+    fail it, and run retries run it again; every record ends up counted once."""
+    pipeline = Pipeline(stack, SAMPLE)
+    config = tmp_path / "dagster.yaml"
+    config.write_text(INSTANCE_CONFIG.read_text().replace(
+        "poll_interval_seconds: 30", "poll_interval_seconds: 5"))
+    assert "poll_interval_seconds: 5" in config.read_text()
+    home = tmp_path / "dagster-home"
+    dev = DagsterDev(dagster_home=home, instance_config=config,
+                     env={"BERKA_KAFKA_TOPIC": pipeline.topic,
+                          "BERKA_HIVE_DATABASE": pipeline.hive_database,
+                          "BERKA_MICROBATCH_MAX_RUNTIME_S": "20"},
+                     log_path=tmp_path / "dagster-dev.log")
+    try:
+        dev.start()
+        assert dev.start_sensor(f"kafka_{pipeline.topic}_sensor") == "RUNNING"
+        pipeline.produce_file(SAMPLE_TRANS, limit=20_000)
+        deadline = time.monotonic() + 180
+        while (victim := _run_worker(home)) is None:
+            assert time.monotonic() < deadline, "no micro-batch run started"
+            time.sleep(0.05)
+        victim.kill()
+        victim.wait(10)
+        _wait(lambda: dev.graphql(FAILED_RUNS)["runsOrError"]["results"], 120,
+              "the killed run failed by run monitoring")
+        _wait(lambda: _caught_up(pipeline), 240, "every record after the retry")
+        runs = dev.graphql(RUN_TAGS)["runsOrError"]["results"]
+        assert any(tag["key"] == "dagster/parent_run_id" for run in runs for tag in run["tags"])
+    finally:
+        dev.stop()
+
+    spark = spark_session(stack)
+    try:
+        assert pipeline.counts(spark) == (20_000, 0)
+        assert as_plain(pipeline.trends(spark)) == independent.trends(
+            SAMPLE, SAMPLE_TRANS, first_trans_ids(SAMPLE_TRANS, 20_000))
     finally:
         pipeline.drop(spark)
