@@ -68,7 +68,9 @@ class Sampler:
         rss = {service.name: service.status().rss_bytes / 2**20 for service in self.services}
         try:
             daemon = psutil.Process(self.daemon_pid)
-            tree = [daemon, *daemon.children(recursive=True)]
+            # The daemon and its code server; runs come and go and are not long-lived.
+            tree = [daemon, *(p for p in daemon.children(recursive=True)
+                              if "execute_run" not in " ".join(_cmdline(p)))]
             rss["dagster-daemon"] = sum(_rss_of(p) for p in tree) / 2**20
         except psutil.NoSuchProcess:
             rss["dagster-daemon"] = 0.0
@@ -96,6 +98,13 @@ class Sampler:
                 return counts
         except Exception:  # noqa: BLE001 - MariaDB restarting
             return {"TBLS": None, "PARTITIONS": None, "TABLE_PARAMS": None}
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _rss_of(process: psutil.Process) -> int:
