@@ -8,12 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
-
 from berka_assets.stack.kafka import Kafka
 from berka_assets.stack.mariadb import MariaDB
 from berka_assets.stack.service import Service
 from berka_assets.stack.spark import SparkConnectServer, StreamingJob, ThriftServer
+from berka_assets.ui.dev import run_workers
 
 
 @dataclass
@@ -22,22 +21,6 @@ class Injected:
     at: float  # epoch seconds
     detail: str
     recovered_in: float | None = None  # seconds until the service answered and both paths moved
-
-
-def run_workers(daemon_pid: int) -> list[psutil.Process]:
-    """The micro-batch run processes the Dagster daemon launched (through its code server)."""
-    try:
-        tree = psutil.Process(daemon_pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    workers = []
-    for child in tree:
-        try:
-            if "execute_run" in " ".join(child.cmdline()):
-                workers.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return workers
 
 
 class Faults:
@@ -77,7 +60,7 @@ class Faults:
     def _kill_run_worker(self, wait: float = 60.0) -> str:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            workers = run_workers(self._daemon_pid())
+            workers = run_workers([self._daemon_pid()])
             if workers:
                 workers[0].kill()
                 return f"run worker pid {workers[0].pid}"

@@ -16,6 +16,7 @@ from berka_assets.clients.kafka import KafkaClient
 from berka_assets.config import Settings, secret
 from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.stack.service import Service
+from berka_assets.ui.dev import is_run_worker
 
 UTC = dt.UTC
 
@@ -70,7 +71,7 @@ class Sampler:
             daemon = psutil.Process(self.daemon_pid)
             # The daemon and its code server; runs come and go and are not long-lived.
             tree = [daemon, *(p for p in daemon.children(recursive=True)
-                              if "execute_run" not in " ".join(_cmdline(p)))]
+                              if not is_run_worker(p))]
             rss["dagster-daemon"] = sum(_rss_of(p) for p in tree) / 2**20
         except psutil.NoSuchProcess:
             rss["dagster-daemon"] = 0.0
@@ -98,13 +99,6 @@ class Sampler:
                 return counts
         except Exception:  # noqa: BLE001 - MariaDB restarting
             return {"TBLS": None, "PARTITIONS": None, "TABLE_PARAMS": None}
-
-
-def _cmdline(process: psutil.Process) -> list[str]:
-    try:
-        return process.cmdline()
-    except psutil.NoSuchProcess:
-        return []
 
 
 def _rss_of(process: psutil.Process) -> int:

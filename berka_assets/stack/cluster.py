@@ -300,22 +300,32 @@ class SparkStandaloneCluster:
         self.master.stop()
 
 
-def application_ui(app_id: str, host: str = HOST, ports=APPLICATION_UI_PORTS) -> str:
-    """Base URL of the UI of a running driver (Spark moves it on to a free port by itself)."""
-    for port in ports:
-        if not process.port_open(host, port, timeout=0.2):
-            continue
-        url = f"http://{host}:{port}"
-        with contextlib.suppress(Exception):
-            if any(app["id"] == app_id for app in get_json(f"{url}/api/v1/applications")):
-                return url
-    raise process.StackError(f"No Spark UI on {host}:{ports.start}-{ports.stop - 1} serves "
-                             f"application {app_id}.")
+def application_ui(app_id: str, host: str = HOST, ports=APPLICATION_UI_PORTS,
+                   timeout: float = 60.0) -> str:
+    """Base URL of the UI of a running driver (Spark moves it on to a free port by itself).
+
+    Scans until `timeout`: a driver busy with a batch on a loaded machine can leave its REST
+    API unanswered for seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for port in ports:
+            if not process.port_open(host, port, timeout=0.2):
+                continue
+            url = f"http://{host}:{port}"
+            with contextlib.suppress(Exception):
+                if any(app["id"] == app_id
+                       for app in get_json(f"{url}/api/v1/applications", timeout=10.0)):
+                    return url
+        if time.monotonic() >= deadline:
+            raise process.StackError(f"No Spark UI on {host}:{ports.start}-{ports.stop - 1} "
+                                     f"serves application {app_id}.")
+        time.sleep(1.0)
 
 
 def application_executors(app_id: str) -> list[dict[str, Any]]:
     """The REST API's executors of a running application (the driver included, dead ones too)."""
-    return get_json(f"{application_ui(app_id)}/api/v1/applications/{app_id}/allexecutors")
+    return get_json(f"{application_ui(app_id)}/api/v1/applications/{app_id}/allexecutors",
+                    timeout=10.0)
 
 
 @contextlib.contextmanager

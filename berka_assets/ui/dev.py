@@ -31,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -114,6 +114,29 @@ def prepare_dagster_home(home: Path, instance_config: Path = INSTANCE_CONFIG) ->
         target.unlink(missing_ok=True)
         target.symlink_to(instance_config.resolve())
     return target
+
+
+def is_run_worker(candidate: psutil.Process) -> bool:
+    """A Dagster run's own process: the code server forks it through multiprocessing
+    (`spawn_main`); launched by hand or by older launchers it is `dagster api execute_run`."""
+    try:
+        command = " ".join(candidate.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "spawn_main" in command or "execute_run" in command
+
+
+def run_workers(root_pids: Iterable[int]) -> list[psutil.Process]:
+    """The live run processes among these processes and their descendants."""
+    found: dict[int, psutil.Process] = {}
+    for pid in root_pids:
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        found.update((p.pid, p) for p in tree if is_run_worker(p))
+    return list(found.values())
 
 
 def processes_with_environment(name: str, value: str) -> list[int]:
@@ -314,6 +337,10 @@ class DagsterDev:
 
     def processes(self) -> list[int]:
         return self._process.processes()
+
+    def run_workers(self) -> list[psutil.Process]:
+        """The processes of the runs this instance executes right now."""
+        return run_workers(self.processes())
 
     def __enter__(self) -> DagsterDev:
         return self.start()

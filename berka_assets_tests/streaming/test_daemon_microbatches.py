@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from berka_assets.config import Settings
@@ -102,18 +101,6 @@ def test_daemon_launched_batches_recover_from_a_stopped_spark_server_with_no_new
         pipeline.drop(spark)
 
 
-def _run_worker(dagster_home: Path) -> psutil.Process | None:
-    """A micro-batch run's process of this test's instance, if one runs now."""
-    for candidate in psutil.process_iter(["cmdline"]):
-        try:
-            if ("execute_run" in " ".join(candidate.info["cmdline"] or [])
-                    and candidate.environ().get("DAGSTER_HOME") == str(dagster_home)):
-                return candidate
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return None
-
-
 @pytest.mark.slow
 def test_a_run_whose_process_is_killed_is_failed_by_run_monitoring_then_retried(
     stack: Settings, tmp_path: Path
@@ -137,11 +124,13 @@ def test_a_run_whose_process_is_killed_is_failed_by_run_monitoring_then_retried(
         assert dev.start_sensor(f"kafka_{pipeline.topic}_sensor") == "RUNNING"
         pipeline.produce_file(SAMPLE_TRANS, limit=20_000)
         deadline = time.monotonic() + 180
-        while (victim := _run_worker(home)) is None:
+        while not (victims := dev.run_workers()):
             assert time.monotonic() < deadline, "no micro-batch run started"
             time.sleep(0.05)
+        victim = victims[0]
         victim.kill()
         victim.wait(10)
+        assert not victim.is_running()
         _wait(lambda: dev.graphql(FAILED_RUNS)["runsOrError"]["results"], 120,
               "the killed run failed by run monitoring")
         _wait(lambda: _caught_up(pipeline), 240, "every record after the retry")
