@@ -107,7 +107,9 @@ def oracle_totals(good: int) -> tuple[int, Decimal]:
 
 @pytest.mark.slow
 def test_readers_see_only_committed_states_through_hiveserver2(stack: Settings) -> None:
-    pipeline = Pipeline(stack, SAMPLE, max_records=1_000)
+    # One run per tick (the product's default) of at most 500 records per partition: each
+    # phase below is two batches.
+    pipeline = Pipeline(stack, SAMPLE, max_records=500, run_per="tick")
     tables = HiveTables(pipeline.hive_database)
     spark = spark_session(stack)
     tables.ensure(spark)
