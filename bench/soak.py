@@ -172,7 +172,7 @@ class Soak:
         self._wait_for_first_batches(timeout=300)
         reader.start()
         self.say("reader polling both databases through HiveServer2")
-        fault_plan = self._plan_faults(started)
+        fault_plan = self._plan_faults(started, first_after=time.time())
         next_sample = time.time()
         recoveries: list[threading.Thread] = []
         while producing.is_alive():
@@ -180,7 +180,8 @@ class Soak:
             if now >= next_sample:
                 sampler.sample()
                 next_sample += self.args.sample_seconds
-            if fault_plan and now >= fault_plan[0]:
+            recovering = any(thread.is_alive() for thread in recoveries)
+            if fault_plan and now >= fault_plan[0] and not recovering:  # one at a time
                 fault_plan.pop(0)
                 recoveries.append(self._inject())
             time.sleep(0.5)
@@ -192,12 +193,14 @@ class Soak:
         reader.stop.set()
         return self.verdict(started, sampler, reader, sent)
 
-    def _plan_faults(self, started: float) -> list[float]:
+    def _plan_faults(self, started: float, first_after: float) -> list[float]:
+        """A random moment in every period after the first (which warms up, fault-free) and
+        after `first_after` (the reader's start), none in the last window."""
         if not self.args.faults:
             return []
         every = self.args.fault_every_minutes * 60
         last_window = started + (self.args.minutes - self.args.window_minutes) * 60
-        moments, period = [], started + every  # the first period warms up, fault-free
+        moments, period = [], max(started + every, first_after)
         while period + every <= last_window + 1e-6:
             moments.append(period + self.random.uniform(0, every))
             period += every

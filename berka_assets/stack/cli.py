@@ -126,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     logs = commands.add_parser("logs", help="last lines of a service's log")
     logs.add_argument("service")
     logs.add_argument("-n", "--lines", type=int, default=40)
-    watch = commands.add_parser(
+    watching = commands.add_parser(
         "watch", help="restart a service that died or hangs, until Ctrl-C (as systemd would)")
-    watch.add_argument("services", nargs="*", help="default: every service that is up now")
-    watch.add_argument("--interval", type=float, default=2.0, help="seconds between checks")
-    watch.add_argument("--unhealthy-after", type=float, default=60.0,
+    watching.add_argument("services", nargs="*", help="default: every service that is up now")
+    watching.add_argument("--interval", type=float, default=2.0, help="seconds between checks")
+    watching.add_argument("--unhealthy-after", type=float, default=60.0,
                        help="restart a running service that failed its health check this long")
     wipe = commands.add_parser("wipe", help="stop everything and delete all local data")
     wipe.add_argument("--yes", action="store_true", required=True)

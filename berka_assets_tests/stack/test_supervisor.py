@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -82,3 +85,31 @@ def test_a_server_stopped_with_down_stays_down_until_up(
     server.kill()
     (recovery,) = watcher.check_once()
     assert recovery.seconds is not None and server.answers()
+
+
+def test_the_watch_command_restarts_a_killed_server(server: S3Server) -> None:
+    """The command users run, as a process of its own: `berka-stack watch s3`."""
+    command = [str(Path(sys.executable).with_name("berka-stack")), "watch", "s3",
+               "--interval", "0.5"]
+    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=os.environ.copy())
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any("watching s3" in line for line in lines):
+            assert watcher.poll() is None and time.monotonic() < deadline, lines
+            time.sleep(0.1)
+        killed = server.kill()
+        assert not process.pid_alive(killed)
+        deadline = time.monotonic() + 60
+        while not any("s3: back in" in line for line in lines):
+            assert watcher.poll() is None, lines
+            assert time.monotonic() < deadline, f"the watch command did not restart s3: {lines}"
+            time.sleep(0.2)
+        assert server.pid() not in (None, killed) and server.answers()
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(30)
+        reader.join(10)
