@@ -90,8 +90,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fault-every-minutes", type=float, default=5.0)
     parser.add_argument("--sample-seconds", type=float, default=60.0)
     parser.add_argument("--window-minutes", type=float, default=5.0)
-    parser.add_argument("--recovery-bound", type=float, default=300.0,
-                        help="seconds a fault may take to recover")
+    parser.add_argument("--recovery-bound", type=float, default=720.0,
+                        help="seconds a fault may take to recover (a killed run worker is "
+                             "noticed after BERKA_MICROBATCH_MAX_RUNTIME_S, 600 by default)")
     parser.add_argument("--latency-ratio", type=float, default=1.25)
     parser.add_argument("--rss-ratio", type=float, default=1.2)
     parser.add_argument("--max-files", type=int, default=200)
@@ -262,14 +263,19 @@ class Soak:
             if as_plain(self._trends(spark, database)) != oracle:
                 failures.append(f"{path} trends differ from the oracle")
         windows = self._windows(started, sampler, self._latencies(spark))
-        print(window_table(windows, started, list(PATHS)))
+        tables = window_table(windows, started, list(PATHS))
         failures += self._checks(windows, reader)
         summary = (f"{len(trans_ids):,} records, {len(self.injected)} faults, "
                    f"{len(reader.answers):,} reader answers, "
                    f"{(time.time() - started) / 60:.1f} min on {platform.node()} "
                    f"({os.cpu_count()} cores)")
-        print(f"SOAK ok: {summary}" if not failures
-              else f"SOAK FAILED {'; '.join(failures)} ({summary})")
+        line = (f"SOAK ok: {summary}" if not failures
+                else f"SOAK FAILED {'; '.join(failures)} ({summary})")
+        report = var_dir() / "logs" / f"{self.name}.txt"  # the tables outlive the terminal
+        report.write_text(f"{' '.join(sys.argv)}\n{tables}\n{line}\n")
+        print(tables)
+        print(line)
+        print(f"(also in {report})")
         return 0 if not failures else 1
 
     def _trends(self, spark, database: str) -> dict[str, list[tuple]]:

@@ -135,37 +135,46 @@ def _fmt(value: float | int | None, spec: str = ",") -> str:
 
 
 def window_table(windows: list[Window], started: float, paths: list[str]) -> str:
-    """One row per window: traffic, latency per path, memory, files, metastore, lag, faults."""
+    """Two tables, one row per window: traffic, latency, lag and faults; then memory, files
+    and the metastore."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="soak, per window", show_lines=False)
+    flow = Table(title="soak per window: traffic, latency, lag, faults")
     for column in ("window", "in Kafka", *(f"{p} done" for p in paths),
-                   *(f"{p} p50/p95 s" for p in paths), "RSS MiB (max)",
-                   *(f"{p} files" for p in paths), "metastore TBLS/PART",
-                   *(f"{p} lag" for p in paths), "faults (recovered in)"):
-        table.add_column(column)
+                   *(f"{p} p50/p95 s" for p in paths), *(f"{p} lag" for p in paths),
+                   "faults (recovered in)"):
+        flow.add_column(column)
+    resources = Table(title="soak per window: resources (last sample)")
+    for column in ("window", "RSS MiB", *(f"{p} files" for p in paths),
+                   "metastore TBLS/PART/PARAMS"):
+        resources.add_column(column)
     for window in windows:
         last = window.last()
         label = f"{(window.start - started) / 60:4.1f}-{(window.end - started) / 60:4.1f} min"
         if last is None:
-            table.add_row(label, *["-"] * (len(table.columns) - 1))
+            flow.add_row(label, *["-"] * (len(flow.columns) - 1))
+            resources.add_row(label, *["-"] * (len(resources.columns) - 1))
             continue
-        rss = " ".join(f"{name.split('-')[0][:6]}:{mib:.0f}" for name, mib in last.rss_mib.items())
-        table.add_row(
+        flow.add_row(
             label, _fmt(last.in_kafka),
             *(_fmt(last.consumed.get(p)) for p in paths),
             *(f"{_fmt(window.p(p, 0.5), '.1f')}/{_fmt(window.p(p, 0.95), '.1f')}"
               for p in paths),
-            rss,
-            *(_fmt(last.files.get(p)) for p in paths),
-            f"{_fmt(last.metastore.get('TBLS'))}/{_fmt(last.metastore.get('PARTITIONS'))}",
             *(_fmt(last.lag.get(p)) for p in paths),
             "; ".join(window.faults) or "-",
         )
-    console = Console(width=250, record=True)
+        resources.add_row(
+            label,
+            " ".join(f"{name.split('-')[0][:6]}:{mib:.0f}" for name, mib in last.rss_mib.items()),
+            *(_fmt(last.files.get(p)) for p in paths),
+            "/".join(_fmt(last.metastore.get(key))
+                     for key in ("TBLS", "PARTITIONS", "TABLE_PARAMS")),
+        )
+    console = Console(width=160, record=True)
     with console.capture() as capture:
-        console.print(table)
+        console.print(flow)
+        console.print(resources)
     return capture.get()
 
 

@@ -180,9 +180,11 @@ class SensorSettings:
     )
     # Dagster's run monitoring fails a micro-batch run that has not finished after this long,
     # and run retries then run it again. It is how a run whose process died (kill -9, out of
-    # memory) is noticed: the default run launcher cannot check its workers' health.
+    # memory) is noticed: the default run launcher cannot check its workers' health. Long
+    # enough for a legitimate batch on a cold or just-restarted server that waits out an
+    # outage (bench/RESULTS.md, soak): a shorter bound interrupts such batches.
     microbatch_max_runtime_s: int = field(
-        default_factory=lambda: int(env("BERKA_MICROBATCH_MAX_RUNTIME_S", "120"))
+        default_factory=lambda: int(env("BERKA_MICROBATCH_MAX_RUNTIME_S", "600"))
     )
     # Declarative automation (berka_assets/automation.py): cron schedules of the streaming
     # checks and of the trends report; each runs once per tick, and only after new batches.
