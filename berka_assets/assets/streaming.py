@@ -29,6 +29,7 @@ from berka_assets.spark_jobs.microbatch import (
     read_reference,
     run_batch,
 )
+from berka_assets.topic_incarnation import follow_topic
 
 TREND_TABLES = ("monthly_trend", "yearly_trend", "trans_by_age_gender")
 MICROBATCH_TAG = "berka/microbatch"
@@ -140,6 +141,8 @@ def microbatch(
     selected = context.selected_asset_keys
     trends_only = not selected & {hive_key("enriched_transactions"), hive_key("quarantine")}
     pending = ledger.pending()
+    if not config.offset_ranges() and pending is None:  # catching up, as the sensor would
+        follow_topic(kafka, ledger, config.topic, context.log.warning)
     partitions = kafka.partition_offsets(config.topic)
     frontiers = ledger.frontiers(config.topic)
     lows = {p.partition: p.low for p in partitions}

@@ -87,6 +87,16 @@ class KafkaConnection:
 
         return AdminClient(self.client_config())
 
+    def topic_id(self, topic: str, timeout: float = 10.0) -> str | None:
+        """Kafka's ID of the topic (a UUID): a topic deleted and created again under the same
+        name gets a new one, and its offsets start again. None when the broker gives none."""
+        from confluent_kafka import TopicCollection
+
+        future = self.admin().describe_topics(
+            TopicCollection([topic]), request_timeout=timeout)[topic]
+        topic_id = future.result(timeout=timeout).topic_id
+        return str(topic_id) if topic_id is not None else None
+
     def partition_offsets(self, topic: str, timeout: float = 10.0) -> list[PartitionOffsets]:
         """Low and high watermarks of every partition of `topic`."""
         from confluent_kafka import TopicPartition

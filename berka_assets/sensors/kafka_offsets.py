@@ -23,6 +23,7 @@ from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.spark import connect_endpoint_reachable
 from berka_assets.spark_jobs.kafka_source import OffsetRange
 from berka_assets.spark_jobs.ledger import BatchLedger
+from berka_assets.topic_incarnation import follow_topic
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -89,6 +90,8 @@ def build_kafka_sensor(
         ledger = BatchLedger(mysql.connect, hive_database)
         ledger.ensure_table()
         cursor = SensorCursor.parse(context.cursor)
+        if follow_topic(kafka, ledger, topic, context.log.warning):
+            cursor = None  # it counted offsets of the earlier topic
         # No run in flight: everything scheduled has committed or failed, so the ledger's
         # frontier is where to continue; the cursor tells which of the two happened.
         now = time.time()

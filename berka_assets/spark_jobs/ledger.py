@@ -65,6 +65,22 @@ CREATE TABLE IF NOT EXISTS microbatch_plan (
 """
 
 
+INCARNATION_DDL = """
+CREATE TABLE IF NOT EXISTS kafka_topic_incarnation (
+  hive_database VARCHAR(128) NOT NULL,
+  topic         VARCHAR(249) NOT NULL,
+  topic_id      VARCHAR(64)  NOT NULL,
+  seen_since    DATETIME(3)  NOT NULL,
+  PRIMARY KEY (hive_database, topic)
+) ENGINE=InnoDB
+"""
+
+
+def archived_topic(topic: str, topic_id: str) -> str:
+    """The ledger's name for the rows of an earlier incarnation of `topic` (kept as history)."""
+    return f"{topic[:249 - len(topic_id) - 1]}@{topic_id}"
+
+
 class LedgerConflict(RuntimeError):
     """The ledger moved under us: another writer committed the same offsets."""
 
@@ -107,6 +123,7 @@ class BatchLedger:
             cursor.execute(LEDGER_DDL)
             cursor.execute(OWNER_DDL)
             cursor.execute(PLAN_DDL)
+            cursor.execute(INCARNATION_DDL)
             # Tables of earlier releases are brought up to date once: the ledger gained
             # visible_at; the plan table lost delta_app_id (replays replace their rows now).
             cursor.execute(
@@ -141,6 +158,48 @@ class BatchLedger:
                 f"{writer!r} path refuses to write there too (it would double-count). Point one "
                 "of them at another database (BERKA_HIVE_DATABASE / BERKA_STREAM_HIVE_DATABASE)."
             )
+
+    def follow_topic(self, topic: str, topic_id: str) -> str | None:
+        """Record which incarnation of `topic` (Kafka's topic ID) this database consumes.
+
+        When the ID changed, the topic was deleted and created again and its offsets started
+        over: the old incarnation's ledger rows are kept as history under
+        archived_topic(topic, old_id), so the new topic is processed from its first offset
+        instead of being taken as committed up to the old frontier. An open plan over the old
+        topic is closed: its records went with it, and finishing it would read the new topic's
+        offsets. Returns the old ID then. Call it with no batch of this database in flight."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT topic_id FROM kafka_topic_incarnation "
+                "WHERE hive_database = %s AND topic = %s FOR UPDATE",
+                (self.hive_database, topic),
+            )
+            row = cursor.fetchone()
+            if row is None:  # first sight: the rows so far belong to this incarnation
+                cursor.execute(
+                    "INSERT INTO kafka_topic_incarnation VALUES (%s, %s, %s, %s)",
+                    (self.hive_database, topic, topic_id, _now()),
+                )
+                return None
+            (known,) = row
+            if known == topic_id:
+                return None
+            cursor.execute(
+                "UPDATE microbatch_ledger SET topic = %s WHERE hive_database = %s AND topic = %s",
+                (archived_topic(topic, known), self.hive_database, topic),
+            )
+            cursor.execute("SELECT ranges FROM microbatch_plan WHERE hive_database = %s "
+                           "AND batch_id IS NOT NULL FOR UPDATE", (self.hive_database,))
+            plan = cursor.fetchone()
+            if plan is not None and any(r[0] == topic for r in json.loads(plan[0])):
+                cursor.execute("UPDATE microbatch_plan SET batch_id = NULL, ranges = NULL "
+                               "WHERE hive_database = %s", (self.hive_database,))
+            cursor.execute(
+                "UPDATE kafka_topic_incarnation SET topic_id = %s, seen_since = %s "
+                "WHERE hive_database = %s AND topic = %s",
+                (topic_id, _now(), self.hive_database, topic),
+            )
+            return known
 
     def frontiers(self, topic: str) -> dict[int, int]:
         """Per partition, the end of the committed offsets (the next offset to process)."""
@@ -296,6 +355,10 @@ class BatchLedger:
             )
             cursor.execute(
                 "DELETE FROM microbatch_plan WHERE hive_database = %s", (self.hive_database,)
+            )
+            cursor.execute(
+                "DELETE FROM kafka_topic_incarnation WHERE hive_database = %s",
+                (self.hive_database,),
             )
 
 
