@@ -7,13 +7,14 @@ import datetime as dt
 import statistics
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
 import pymysql
+from pyspark.sql import SparkSession
 
 from berka_assets.clients.kafka import KafkaClient
 from berka_assets.config import Settings, secret
+from berka_assets.resources.spark import connect_endpoint_reachable
 from berka_assets.spark_jobs.ledger import BatchLedger
 from berka_assets.stack.service import Service
 from berka_assets.ui.dev import is_run_worker
@@ -28,7 +29,7 @@ class Sample:
     consumed: dict[str, int | None]  # per path: records committed in its ledger
     lag: dict[str, int | None]  # per path: records in Kafka beyond its ledger's frontier
     rss_mib: dict[str, float]  # per long-lived process
-    files: dict[str, int]  # per path: data files of enriched_transactions on disk
+    files: dict[str, int | None]  # per path: enriched_transactions' files in its snapshot
     metastore: dict[str, int | None]  # rows of the metastore's TBLS and PARTITIONS
 
 
@@ -77,12 +78,23 @@ class Sampler:
             rss["dagster-daemon"] = 0.0
         return rss
 
-    def _files(self) -> dict[str, int]:
-        warehouse = Path(self.settings.spark.warehouse_dir.removeprefix("file:").lstrip("/"))
-        warehouse = Path("/") / warehouse
-        return {path: len(list((warehouse / f"{database}.db" / "enriched_transactions")
-                               .glob("*.parquet")))
-                for path, database in self.databases.items()}
+    def _files(self) -> dict[str, int | None]:
+        """Per path: data files in the current snapshot of enriched_transactions (what
+        compaction bounds; files on disk also keep BERKA_DELTA_RETENTION_HOURS of history)."""
+        counts: dict[str, int | None] = {}
+        if not connect_endpoint_reachable(self.settings.spark.remote, timeout=1.0):
+            # A Connect client retries a dead server for minutes: no figure this time.
+            reset_session()
+            return dict.fromkeys(self.databases)
+        for path, database in self.databases.items():
+            try:
+                spark = SparkSession.builder.remote(self.settings.spark.remote).getOrCreate()
+                counts[path] = int(spark.sql(
+                    f"DESCRIBE DETAIL `{database}`.enriched_transactions").first()["numFiles"])
+            except Exception:  # noqa: BLE001 - Spark Connect restarting
+                reset_session()
+                counts[path] = None
+        return counts
 
     def _metastore_rows(self) -> dict[str, int | None]:
         mysql = self.settings.mysql
@@ -106,6 +118,18 @@ def _rss_of(process: psutil.Process) -> int:
         return process.memory_info().rss
     except psutil.NoSuchProcess:
         return 0
+
+
+def reset_session() -> None:
+    """Forget the Connect session: after a server restart the cached one is dead."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    session = ConnectSession.getActiveSession()
+    if session is not None:
+        try:
+            session.stop()
+        except Exception:  # noqa: BLE001 - its server is gone
+            pass
 
 
 def percentile(values: list[float], q: float) -> float | None:
