@@ -92,8 +92,8 @@ class KafkaConnection:
         name gets a new one, and its offsets start again. None when the broker gives none."""
         from confluent_kafka import TopicCollection
 
-        future = self.admin().describe_topics(
-            TopicCollection([topic]), request_timeout=timeout)[topic]
+        admin = self.admin()  # kept alive until the answer: a collected client cancels it
+        future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic]
         topic_id = future.result(timeout=timeout).topic_id
         return str(topic_id) if topic_id is not None else None
 

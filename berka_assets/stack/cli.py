@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -98,11 +99,19 @@ def watch(names: list[str] | None, *, interval: float, unhealthy_after: float) -
         service for service in all_services() + optional_services() if service.pid()]
     if not services:
         raise process.StackError("nothing to watch: no service is up (`berka-stack up` first)")
+    # SIGTERM is how a service manager stops it; SIGINT too, even when started in the
+    # background of a script, which leaves SIGINT ignored in its children.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _stop_watching)
     try:
         supervisor.Supervisor(services, interval=interval, unhealthy_after=unhealthy_after,
                               echo=lambda line: print(line, flush=True)).run()
     except KeyboardInterrupt:
         pass
+
+
+def _stop_watching(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def status_lines() -> list[str]:
