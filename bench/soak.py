@@ -359,13 +359,19 @@ class Soak:
                 if first and last and last > self.args.latency_ratio * first:
                     failures.append(f"{path} p95 {last:.1f} s in the last window > "
                                     f"{self.args.latency_ratio}x {first:.1f} s")
-        firsts = [w.samples[0] for w in settled if w.samples]
-        if len(firsts) > 1:
-            first, last = firsts[0].rss_mib, windows[-1].last().rss_mib
-            for name, mib in last.items():
-                if first.get(name) and mib > self.args.rss_ratio * first[name]:
-                    failures.append(f"{name} RSS {mib:.0f} MiB > {self.args.rss_ratio}x "
-                                    f"{first[name]:.0f} MiB")
+        last_sample = windows[-1].last() if windows else None
+        for name, mib in (last_sample.rss_mib.items() if last_sample else []):
+            # Against the same process, from the window after the one it started in (a JVM
+            # grows its heap while it warms up; a restarted service starts small again).
+            pid = last_sample.pids.get(name)
+            seen = [i for i, w in enumerate(windows)
+                    if any(s.pids.get(name) == pid for s in w.samples)]
+            baseline = next((s for w in windows[seen[0] + 1:] for s in w.samples
+                             if s.pids.get(name) == pid and s.rss_mib.get(name)), None)
+            if baseline is not None and baseline is not last_sample and (
+                    mib > self.args.rss_ratio * baseline.rss_mib[name]):
+                failures.append(f"{name} RSS {mib:.0f} MiB > {self.args.rss_ratio}x "
+                                f"{baseline.rss_mib[name]:.0f} MiB (pid {pid})")
         for sample in [w.last() for w in windows if w.samples]:
             for path, files in sample.files.items():
                 if files is not None and files > self.args.max_files:

@@ -31,6 +31,7 @@ class Sample:
     rss_mib: dict[str, float]  # per long-lived process
     files: dict[str, int | None]  # per path: enriched_transactions' files in its snapshot
     metastore: dict[str, int | None]  # rows of the metastore's TBLS and PARTITIONS
+    pids: dict[str, int | None] = field(default_factory=dict)  # per service, at the sample
 
 
 @dataclass
@@ -55,7 +56,8 @@ class Sampler:
             except Exception:  # noqa: BLE001 - MariaDB restarting: a gap in the series
                 consumed[path] = lag[path] = None
         sample = Sample(time.time(), sum(high.values()) if high else None, consumed, lag,
-                        self._rss(), self._files(), self._metastore_rows())
+                        self._rss(), self._files(), self._metastore_rows(),
+                        {service.name: service.pid() for service in self.services})
         self.samples.append(sample)
         return sample
 
