@@ -173,7 +173,8 @@ class Soak:
         started = time.time()
         sampler = Sampler(self.settings, self.name, self.ledgers, self.databases,
                           [s for s in cli.all_services() if s.name != "s3"]
-                          + [StreamingJob(self.settings)], self.daemon.pid)
+                          + [StreamingJob(self.settings)], self.daemon.pid,
+                          reset_spark_client)
         reader = Reader(self.settings, list(self.databases.values()))
         producing = self.replay()
         self._wait_for_first_batches(timeout=300)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
@@ -42,6 +43,7 @@ class Sampler:
     databases: dict[str, str]  # path -> Hive database
     services: list[Service]
     daemon_pid: int
+    reset_spark: Callable[[], None]  # forgets a Connect session whose server was restarted
     samples: list[Sample] = field(default_factory=list)
 
     def sample(self) -> Sample:
@@ -86,7 +88,7 @@ class Sampler:
         counts: dict[str, int | None] = {}
         if not connect_endpoint_reachable(self.settings.spark.remote, timeout=1.0):
             # A Connect client retries a dead server for minutes: no figure this time.
-            reset_session()
+            self.reset_spark()
             return dict.fromkeys(self.databases)
         for path, database in self.databases.items():
             try:
@@ -94,7 +96,7 @@ class Sampler:
                 counts[path] = int(spark.sql(
                     f"DESCRIBE DETAIL `{database}`.enriched_transactions").first()["numFiles"])
             except Exception:  # noqa: BLE001 - Spark Connect restarting
-                reset_session()
+                self.reset_spark()
                 counts[path] = None
         return counts
 
@@ -120,18 +122,6 @@ def _rss_of(process: psutil.Process) -> int:
         return process.memory_info().rss
     except psutil.NoSuchProcess:
         return 0
-
-
-def reset_session() -> None:
-    """Forget the Connect session: after a server restart the cached one is dead."""
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
-
-    session = ConnectSession.getActiveSession()
-    if session is not None:
-        try:
-            session.stop()
-        except Exception:  # noqa: BLE001 - its server is gone
-            pass
 
 
 def percentile(values: list[float], q: float) -> float | None:
