@@ -38,6 +38,8 @@ setup(
         "jsonschema==4.26.0",
         "matplotlib==3.11.2",
         "psutil==7.2.2",  # process handling of the stack manager and dev launcher (Linux, macOS)
+        "pydantic-settings==2.16.3",  # berka_assets/config.py: settings from the environment
+        "python-dotenv==1.2.4",  # the secrets file, read as dagster reads .env
     ],
     extras_require={"dev": ["pytest==9.2.0", "ruff==0.17.6", "selenium==4.51.0",
                             "pytest-timeout==2.4.0", "import-linter==2.3"]},

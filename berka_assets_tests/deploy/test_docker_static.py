@@ -65,9 +65,10 @@ def berka_names(text: str) -> set[str]:
 
 
 def config_py_variables() -> set[str]:
-    """Every variable berka_assets/config.py reads: env("X", ...) calls and *_env names."""
-    text = CONFIG_PY.read_text()
-    return set(re.findall(r'\benv\(\s*"([A-Z][A-Z0-9_]*)"', text)) | berka_names(text)
+    """Every variable berka_assets/config.py reads: the settings' fields and *_env names."""
+    from berka_assets import config
+
+    return set(config.variable_defaults()) | berka_names(CONFIG_PY.read_text())
 
 
 def source_variables() -> set[str]:
@@ -85,16 +86,7 @@ def config_defaults(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in list(os.environ):
         if name.startswith("BERKA_") or name.startswith("AWS_"):
             monkeypatch.delenv(name, raising=False)
-    asked: dict[str, str] = {}
-    original = config.env
-
-    def recording_env(name: str, default: str) -> str:
-        asked[name] = default
-        return original(name, default)
-
-    monkeypatch.setattr(config, "env", recording_env)
-    config.Settings()
-    return asked
+    return config.variable_defaults()
 
 
 def service_environment(service: dict[str, Any]) -> dict[str, str]:
