@@ -1,6 +1,5 @@
-"""`berka-stack` up / status / up again / down / up again, on a second, isolated stack.
-
-It runs on its own ports and var folder so it never disturbs the session's stack.
+"""`berka-stack` up / status / up again / down / up again, on a second, isolated stack
+(second_stack.py: its own ports and var folder, so it never disturbs the session's stack).
 """
 
 from __future__ import annotations
@@ -17,32 +16,9 @@ import psutil
 import pytest
 
 from berka_assets.stack import process
+from berka_assets_tests.second_stack import PORTS, berka_stack, isolated_env
 
 pytestmark = pytest.mark.integration
-
-PORTS = {"mysql": 3417, "kafka": 9292, "connect": 15202, "hive": 10200, "s3": 9200}
-
-
-def isolated_env(var: Path) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("BERKA_")}
-    environment.update({
-        "BERKA_VAR_DIR": str(var),
-        "BERKA_SECRETS_FILE": str(var / ".env"),
-        "BERKA_MYSQL_PORT": str(PORTS["mysql"]),
-        "BERKA_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{PORTS['kafka']}",
-        "BERKA_SPARK_REMOTE": f"sc://127.0.0.1:{PORTS['connect']}",
-        "BERKA_HIVE_PORT": str(PORTS["hive"]),
-        "BERKA_LOCAL_S3_PORT": str(PORTS["s3"]),
-        "BERKA_SPARK_CONNECT_MEMORY": "1g",
-    })
-    return environment
-
-
-def berka_stack(environment: dict[str, str], *args: str, timeout: float = 400):
-    return subprocess.run(
-        [sys.executable, "-m", "berka_assets.stack.cli", *args],
-        capture_output=True, text=True, env=environment, timeout=timeout,
-    )
 
 
 def pids(var: Path) -> list[int]:
