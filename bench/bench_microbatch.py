@@ -19,6 +19,7 @@ import platform
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -42,7 +43,19 @@ from berka_assets.spark_jobs.microbatch import read_reference, run_batch
 from berka_assets.stack.kafka import ensure_topics
 
 
-def bench_scale(scale: float, workdir: Path, spark: SparkSession) -> dict[str, float]:
+@dataclass
+class Dataset:
+    """A synthetic Berka set in Kafka (a topic of its own) and MySQL (a database of its own)."""
+
+    name: str
+    rows: int
+    mysql: MySQLResource
+    kafka: KafkaResource
+    ranges: list[OffsetRange]
+
+
+def prepare_dataset(scale: float, workdir: Path) -> Dataset:
+    """Generate a set, load its reference tables, replay every transaction at full speed."""
     settings = load_settings()
     name = f"bench_{str(scale).replace('.', '_')}_{uuid.uuid4().hex[:6]}"
     out = workdir / name
@@ -52,8 +65,7 @@ def bench_scale(scale: float, workdir: Path, spark: SparkSession) -> dict[str, f
     print(f"  generated {rows:,} transactions in {time.monotonic() - started:.1f} s")
 
     mysql_db = f"berka_test_{name}"
-    admin = MySQLResource(password=secret(settings.mysql.password_env))
-    with admin.connect(autocommit=True) as connection, connection.cursor() as cursor:
+    with _admin().connect(autocommit=True) as connection, connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{mysql_db}`")
     mysql = MySQLResource(database=mysql_db, password=secret(settings.mysql.password_env))
     resources = {**build_resources(settings), "mysql": mysql,
@@ -71,43 +83,75 @@ def bench_scale(scale: float, workdir: Path, spark: SparkSession) -> dict[str, f
     produce_seconds = time.monotonic() - started
     assert result.ok and result.delivered == rows, result.summary()
     print(f"  replayed into Kafka in {produce_seconds:.1f} s ({rows / produce_seconds:,.0f} msg/s)")
-
     ranges = [OffsetRange(name, p.partition, p.low, p.high)
               for p in kafka.partition_offsets(name)]
-    tables = HiveTables(name)
-    ledger = BatchLedger(mysql.connect, name)
-    # The tables and the ledger exist before the batch, as for every batch but a deployment's
-    # first: their one-time DDL is timed apart.
-    started = time.monotonic()
+    return Dataset(name, rows, mysql, kafka, ranges)
+
+
+def prepare_tables(spark: SparkSession, dataset: Dataset, database: str) -> tuple:
+    """The Hive tables and the ledger of a batch into `database`: they exist before the batch,
+    as for every batch but a deployment's first (their one-time DDL is timed apart)."""
+    tables = HiveTables(database)
+    ledger = BatchLedger(dataset.mysql.connect, database)
     ledger.ensure_table()
     tables.ensure(spark)
-    print(f"  created the Hive tables and the ledger in {time.monotonic() - started:.1f} s "
-          "(once per deployment, not part of the batch below)")
+    return tables, ledger
+
+
+def timed_batch(spark: SparkSession, dataset: Dataset, tables: HiveTables,
+                ledger: BatchLedger) -> tuple[float, object]:
+    """One batch over every offset of the set (reference read included); seconds, result."""
+    mysql = dataset.mysql
     started = time.monotonic()
     reference = read_reference(spark, mysql.jdbc_url(), mysql.jdbc_properties())
-    batch = run_batch(spark, kafka_options=kafka.spark_options(), requested=ranges,
-                      reference=reference, tables=tables, ledger=ledger)
+    batch = run_batch(spark, kafka_options=dataset.kafka.spark_options(),
+                      requested=dataset.ranges, reference=reference, tables=tables,
+                      ledger=ledger)
     seconds = time.monotonic() - started
-    assert batch.enriched_rows == rows and batch.quarantined_rows == 0, batch
+    assert batch.enriched_rows == dataset.rows and batch.quarantined_rows == 0, batch
+    return seconds, batch
+
+
+def drop_tables(spark: SparkSession, database: str, ledger: BatchLedger) -> None:
+    spark.sql(f"DROP DATABASE IF EXISTS `{database}` CASCADE")
+    ledger.reset()
+
+
+def drop_dataset(dataset: Dataset) -> None:
+    dataset.kafka.admin().delete_topics([dataset.name])
+    with _admin().connect(autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE `{dataset.mysql.database}`")
+
+
+def _admin() -> MySQLResource:
+    return MySQLResource(password=secret(load_settings().mysql.password_env))
+
+
+def bench_scale(scale: float, workdir: Path, spark: SparkSession) -> dict[str, float]:
+    dataset = prepare_dataset(scale, workdir)
+    rows = dataset.rows
+    started = time.monotonic()
+    tables, ledger = prepare_tables(spark, dataset, dataset.name)
+    print(f"  created the Hive tables and the ledger in {time.monotonic() - started:.1f} s "
+          "(once per deployment, not part of the batch below)")
+    seconds, batch = timed_batch(spark, dataset, tables, ledger)
     print(f"  one batch of {rows:,} records in {seconds:.1f} s = {rows / seconds:,.0f} rows/s; "
           f"{batch.write_path}; stages: "
           + ", ".join(f"{k} {v:.1f}s" for k, v in batch.seconds.items()))
 
     # The floor on this machine: the same records read, parsed, validated and enriched into
     # Spark's noop sink: no write, no read-back, no ledger, no trends.
+    reference = read_reference(spark, dataset.mysql.jdbc_url(), dataset.mysql.jdbc_properties())
     started = time.monotonic()
-    records = read_offset_ranges(spark, kafka.spark_options(), ranges)
+    records = read_offset_ranges(spark, dataset.kafka.spark_options(), dataset.ranges)
     T.classify(records, reference).write.format("noop").mode("overwrite").save()
     floor = time.monotonic() - started
     print(f"  the same records into Spark's noop sink (read + parse + validate + enrich, nothing "
           f"written): {floor:.1f} s = {rows / floor:,.0f} rows/s; the batch took "
           f"{seconds / floor:.2f}x that")
 
-    spark.sql(f"DROP DATABASE `{name}` CASCADE")
-    ledger.reset()
-    kafka.admin().delete_topics([name])
-    with admin.connect(autocommit=True) as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE `{mysql_db}`")
+    drop_tables(spark, dataset.name, ledger)
+    drop_dataset(dataset)
     return {"rows": rows, "seconds": seconds}
 
 

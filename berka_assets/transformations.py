@@ -264,9 +264,12 @@ def duplicate_reasons(staged: DataFrame, committed_trans_ids: DataFrame | None) 
 
 
 def with_duplicate_reasons(staged: DataFrame, duplicates: DataFrame) -> DataFrame:
-    """The staged records with the duplicates' reason set (an existing reason stays first)."""
+    """The staged records with the duplicates' reason set (an existing reason stays first).
+
+    The duplicates are broadcast: a few narrow rows, usually none. Without the hint Spark
+    planned a sort-merge join that shuffled every wide record (payload included) by offset."""
     return (
-        staged.join(duplicates, ["kafka_partition", "kafka_offset"], "left")
+        staged.join(F.broadcast(duplicates), ["kafka_partition", "kafka_offset"], "left")
         .withColumn("reason", F.coalesce(F.col("reason"), F.col("duplicate_reason")))
         .drop("duplicate_reason")
     )

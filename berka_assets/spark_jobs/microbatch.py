@@ -198,10 +198,13 @@ def write_batch(
     seconds: dict[str, float],
 ) -> tuple[BatchPlan, WrittenCounts, str]:
     """Classify, count, plan and append the batch (not committed in the ledger yet).
-
-    Kafka is read and parsed once: the classified records are cached for the count and the
-    two appends. The count is checked against the offsets before anything is planned."""
-    final = classify_batch(spark, records, reference, tables, batch_id).persist()
+    The count is checked against the offsets before anything is planned."""
+    # Kafka is read and parsed once (the cached records); the duplicates, found on three
+    # narrow columns, are cached too, so the count and the appends do not search again.
+    classified = T.classify(records, reference).persist()
+    duplicates = T.duplicate_reasons(
+        classified, tables.committed_trans_ids(spark, but_batch=batch_id)).persist()
+    final = T.with_duplicate_reasons(classified, duplicates)
     try:
         counts = _timed(seconds, "classify", lambda: counted(final))
         partition_commits(batch_id, processed, counts)  # refuses before anything is written
@@ -210,7 +213,8 @@ def write_batch(
         _timed(seconds, "write", lambda: tables.append_batch(
             spark, final, batch_id, quarantine=quarantine))
     finally:
-        final.unpersist()
+        duplicates.unpersist()
+        classified.unpersist()
     return plan, counts, WRITE_WITH_QUARANTINE if quarantine else WRITE_ENRICHED
 
 
