@@ -141,3 +141,20 @@ def test_every_bad_record_gets_its_reason_and_none_fails_the_batch(
     assert rows[-1]["balance"] is None and rows[-2]["trans_date"] == dt.date(1996, 2, 29)
     assert all(row["raw_value"] is not None for row, (value, _) in zip(rows, cases, strict=True)
                if value is not None)
+
+
+def test_duplicates_are_broadcast_not_joined_by_shuffling_every_record(
+    spark: SparkSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch's records meet their duplicates (usually none) in a broadcast join: a
+    sort-merge join shuffled every wide record, payload included (bench/RESULTS.md,
+    session 13: a third of a 1M batch)."""
+    staged = spark.range(2_000_000).selectExpr(
+        "CAST(id % 3 AS INT) AS kafka_partition", "id AS kafka_offset", "id AS trans_id",
+        "CAST(NULL AS STRING) AS reason", "repeat('x', 200) AS raw_value")
+    committed = spark.range(2_000_000).selectExpr("id AS trans_id")
+    final = T.with_duplicate_reasons(staged, T.duplicate_reasons(staged, committed))
+    final.explain()
+    plan = capsys.readouterr().out
+    assert "BroadcastHashJoin" in plan and "BroadcastExchange" in plan, plan
+    assert plan.count("SortMergeJoin") <= 1, plan  # only the committed ids' own join
