@@ -20,6 +20,14 @@ def _rows(path: Path):
         yield from reader
 
 
+def first_trans_ids(path: Path, count: int) -> set[int]:
+    """The trans_ids of the file's first `count` records: what a replay of that many sent."""
+    with path.open() as handle:
+        next(handle)
+        return {int(line.split(";", 1)[0])
+                for line, _ in zip(handle, range(count), strict=False)}
+
+
 def _file(folder: Path, stem: str) -> Path:
     for name in (f"{stem}.asc", f"{stem}.csv", f"{stem}_prefix.asc"):
         if (folder / name).exists():

@@ -52,7 +52,8 @@ def test_demo_prints_trends_equal_to_an_independent_computation(stack: Settings)
     assert re.search(r"mysql/account +4,500 rows +from s3://berka/raw/account\.asc", output)
     assert "FAILED" not in output
 
-    expected = independent.trends(SAMPLE, SAMPLE_TRANS, _first_ids(2_500))
+    expected = independent.trends(SAMPLE, SAMPLE_TRANS,
+                                  independent.first_trans_ids(SAMPLE_TRANS, 2_500))
     yearly = [(int(y), int(number(n)), number(a))
               for y, n, a in printed_table(output, "yearly_trend")]
     assert yearly == expected["yearly_trend"]
@@ -62,10 +63,3 @@ def test_demo_prints_trends_equal_to_an_independent_computation(stack: Settings)
     monthly = [(int(y), int(m), int(number(n)), number(a))
                for y, m, n, a in printed_table(output, "monthly_trend")]
     assert monthly == expected["monthly_trend"]
-
-
-def _first_ids(count: int) -> set[int]:
-    with SAMPLE_TRANS.open() as handle:
-        next(handle)
-        return {int(line.split(";", 1)[0])
-                for line, _ in zip(handle, range(count), strict=False)}

@@ -140,12 +140,6 @@ def wait_visible(environment: dict[str, str], expected: int, dev: BerkaDev) -> f
                          + dev.log.read_text()[-4000:])
 
 
-def first_ids(count: int) -> set[int]:
-    with SAMPLE_TRANS.open() as handle:
-        next(handle)
-        return {int(line.split(";", 1)[0]) for line, _ in zip(handle, range(count), strict=False)}
-
-
 def test_demo_then_dev_see_new_records_also_after_a_wipe(tmp_path: Path) -> None:
     var = tmp_path / "var"
     environment = isolated_env(var)
@@ -177,7 +171,7 @@ def test_demo_then_dev_see_new_records_also_after_a_wipe(tmp_path: Path) -> None
             print(f"new records visible through the daemon {took:.0f} s after the replay")
         finally:
             dev.stop()
-        assert hive_trends(environment) == independent.trends(SAMPLE, SAMPLE_TRANS,
-                                                              first_ids(500))
+        assert hive_trends(environment) == independent.trends(
+            SAMPLE, SAMPLE_TRANS, independent.first_trans_ids(SAMPLE_TRANS, 500))
     finally:
         berka_stack(environment, "down")

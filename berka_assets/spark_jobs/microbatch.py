@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -170,13 +171,22 @@ def run_batch(
     )
 
 
-def classify_batch(spark: SparkSession, records: DataFrame, reference: T.ReferenceData,
-                   tables: HiveTables, batch_id: str) -> DataFrame:
+@contextmanager
+def classified_batch(spark: SparkSession, records: DataFrame, reference: T.ReferenceData,
+                     tables: HiveTables, batch_id: str) -> Iterator[DataFrame]:
     """Every record with its reason (null: valid), duplicates included: of an earlier record
-    of the batch, or of a committed one (the batch's own rows excluded, for a replay)."""
-    classified = T.classify(records, reference)
-    committed = tables.committed_trans_ids(spark, but_batch=batch_id)
-    return T.with_duplicate_reasons(classified, T.duplicate_reasons(classified, committed))
+    of the batch, or of a committed one (the batch's own rows excluded, for a replay).
+
+    Kafka is read and parsed once (the records are cached); the duplicates, found on three
+    narrow columns, are cached too, so the count and both appends do not search again."""
+    classified = T.classify(records, reference).persist()
+    duplicates = T.duplicate_reasons(
+        classified, tables.committed_trans_ids(spark, but_batch=batch_id)).persist()
+    try:
+        yield T.with_duplicate_reasons(classified, duplicates)
+    finally:
+        duplicates.unpersist()
+        classified.unpersist()
 
 
 def counted(final: DataFrame) -> WrittenCounts:
@@ -198,23 +208,15 @@ def write_batch(
     seconds: dict[str, float],
 ) -> tuple[BatchPlan, WrittenCounts, str]:
     """Classify, count, plan and append the batch (not committed in the ledger yet).
+
     The count is checked against the offsets before anything is planned."""
-    # Kafka is read and parsed once (the cached records); the duplicates, found on three
-    # narrow columns, are cached too, so the count and the appends do not search again.
-    classified = T.classify(records, reference).persist()
-    duplicates = T.duplicate_reasons(
-        classified, tables.committed_trans_ids(spark, but_batch=batch_id)).persist()
-    final = T.with_duplicate_reasons(classified, duplicates)
-    try:
+    with classified_batch(spark, records, reference, tables, batch_id) as final:
         counts = _timed(seconds, "classify", lambda: counted(final))
         partition_commits(batch_id, processed, counts)  # refuses before anything is written
         plan = _timed(seconds, "plan", lambda: ledger.plan(batch_id, processed))
         quarantine = bool(counts.reasons)
         _timed(seconds, "write", lambda: tables.append_batch(
             spark, final, batch_id, quarantine=quarantine))
-    finally:
-        duplicates.unpersist()
-        classified.unpersist()
     return plan, counts, WRITE_WITH_QUARANTINE if quarantine else WRITE_ENRICHED
 
 
@@ -224,8 +226,8 @@ def finish_plan(spark: SparkSession, kafka_options: Mapping[str, str], plan: Bat
     again and written in place of whatever rows of the batch a table committed (one commit
     each), then the ledger commit, with the counts read back from the tables."""
     records = read_offset_ranges(spark, kafka_options, plan.ranges)
-    final = classify_batch(spark, records, reference, tables, plan.batch_id)
-    tables.append_batch(spark, final, plan.batch_id, replace=True)
+    with classified_batch(spark, records, reference, tables, plan.batch_id) as final:
+        tables.append_batch(spark, final, plan.batch_id, replace=True)
     counts = tables.batch_counts(spark, plan.batch_id)
     ledger.commit(plan.batch_id, partition_commits(plan.batch_id, plan.ranges, counts))
 

@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +24,6 @@ CONNECT_APP = "berka-spark-connect"
 # Measured durations and observations, printed in pytest's terminal summary.
 TIMINGS: dict[str, float] = {}
 NOTES: list[str] = []
-
-
-def first_trans_ids(path: Path, count: int) -> set[int]:
-    with path.open() as handle:
-        next(handle)
-        return {int(line.split(";", 1)[0])
-                for line, _ in zip(handle, range(count), strict=False)}
 
 
 def unique_topic() -> str:

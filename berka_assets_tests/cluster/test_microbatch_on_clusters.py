@@ -25,9 +25,9 @@ from berka_assets_tests.cluster.support import (
     TIMINGS,
     ConnectOnCluster,
     connect_on_cluster,
-    first_trans_ids,
     unique_topic,
 )
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
 
 pytestmark = pytest.mark.integration

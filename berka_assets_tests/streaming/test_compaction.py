@@ -14,6 +14,7 @@ from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets.stack import process
 from berka_assets.stack.spark import SparkConnectServer, StreamingJob
 from berka_assets_tests import independent
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import (
     Pipeline,
     as_plain,
@@ -26,7 +27,6 @@ from berka_assets_tests.streaming.test_exactly_once import (
     SAMPLE_TRANS,
     _run_in_background,
     _start_with_retries,
-    first_trans_ids,
 )
 from berka_assets_tests.streaming.test_streaming_job import StreamRun
 

@@ -16,13 +16,14 @@ from berka_assets.config import Settings
 from berka_assets.stack.spark import SparkConnectServer
 from berka_assets.ui.dev import INSTANCE_CONFIG, DagsterDev
 from berka_assets_tests import independent
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import (
     Pipeline,
     as_plain,
     reset_spark_client,
     spark_session,
 )
-from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS, first_trans_ids
+from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS
 
 pytestmark = pytest.mark.integration
 

@@ -29,6 +29,7 @@ from berka_assets.stack.kafka import Kafka
 from berka_assets.stack.mariadb import MariaDB
 from berka_assets.stack.spark import SparkConnectServer
 from berka_assets_tests import independent
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import (
     Pipeline,
     as_plain,
@@ -41,15 +42,6 @@ pytestmark = pytest.mark.integration
 
 SAMPLE = REPO_ROOT / "data" / "berka"
 SAMPLE_TRANS = SAMPLE / "trans_prefix.asc"
-
-
-def first_trans_ids(path: Path, count: int) -> set[int]:
-    ids = set()
-    with path.open() as handle:
-        next(handle)
-        for line, _ in zip(handle, range(count), strict=False):
-            ids.add(int(line.split(";", 1)[0]))
-    return ids
 
 
 @pytest.fixture(scope="module")

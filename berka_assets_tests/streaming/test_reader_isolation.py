@@ -19,6 +19,7 @@ from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets.stack import process
 from berka_assets.stack.spark import SparkConnectServer
 from berka_assets_tests import independent
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, reset_spark_client, spark_session
 from berka_assets_tests.streaming.test_exactly_once import (
     SAMPLE,
@@ -26,7 +27,6 @@ from berka_assets_tests.streaming.test_exactly_once import (
     _run_in_background,
     _start_with_retries,
     _wait_for_write,
-    first_trans_ids,
 )
 from berka_assets_tests.streaming.test_streaming_job import StreamRun
 

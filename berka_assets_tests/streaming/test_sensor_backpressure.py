@@ -7,6 +7,7 @@ import pytest
 from berka_assets.assets.streaming import MICROBATCH_TAG, microbatch_run_config
 from berka_assets.config import REPO_ROOT, Settings
 from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,7 @@ def test_a_commit_whose_trends_were_never_written_gets_a_trends_only_run(stack) 
     from berka_assets.spark_jobs.hive_tables import HiveTables
     from berka_assets_tests import independent
     from berka_assets_tests.streaming.harness import as_plain, spark_session
-    from berka_assets_tests.streaming.test_exactly_once import SAMPLE_TRANS, first_trans_ids
+    from berka_assets_tests.streaming.test_exactly_once import SAMPLE_TRANS
 
     pipeline = Pipeline(stack, SAMPLE, max_records=5_000, run_per="tick")
     sent = pipeline.produce_file(SAMPLE_TRANS, limit=600)

@@ -96,7 +96,7 @@ def test_stream_equals_microbatch_and_independent_computation(
     stream_run.wait_for(sent)
     spark = spark_session(stack)
     expected = independent.trends(SAMPLE, SAMPLE_TRANS,
-                                  _first_ids(SAMPLE_TRANS, sent))
+                                  independent.first_trans_ids(SAMPLE_TRANS, sent))
     assert as_plain(stream_run.stream.trends(spark)) == expected
     assert as_plain(stream_run.pipeline.trends(spark)) == expected
     assert stream_run.stream.counts(spark) == (sent, 0)
@@ -130,7 +130,7 @@ def test_kill_9_mid_stream_then_restart_from_checkpoint(
     spark = spark_session(stack)
     assert stream_run.stream.counts(spark) == (second, first + 3)
     assert as_plain(stream_run.stream.trends(spark)) == independent.trends(
-        SAMPLE, SAMPLE_TRANS, _first_ids(SAMPLE_TRANS, second)
+        SAMPLE, SAMPLE_TRANS, independent.first_trans_ids(SAMPLE_TRANS, second)
     )
 
 
@@ -208,10 +208,3 @@ def test_reference_tables_refresh_without_a_restart(
         stream.drop(spark)
         with stream.mysql.connect(autocommit=True) as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{reference_db}`")
-
-
-def _first_ids(path: Path, count: int) -> set[int]:
-    with path.open() as handle:
-        next(handle)
-        return {int(line.split(";", 1)[0]) for line, _ in zip(handle, range(count),
-                                                              strict=False)}

@@ -14,8 +14,9 @@ from berka_assets.assets.streaming import hive_key
 from berka_assets.config import Settings
 from berka_assets.resources.hive import HiveResource
 from berka_assets_tests import independent
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, spark_session
-from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS, first_trans_ids
+from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS
 
 pytestmark = pytest.mark.integration
 

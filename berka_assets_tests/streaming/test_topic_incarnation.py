@@ -16,9 +16,10 @@ from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit, archive
 from berka_assets.stack.kafka import ensure_topics
 from berka_assets.ui.dev import DagsterDev
 from berka_assets_tests import independent
+from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
 from berka_assets_tests.streaming.test_daemon_microbatches import _caught_up, _wait
-from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS, first_trans_ids
+from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS
 
 pytestmark = pytest.mark.integration
 
