@@ -32,7 +32,7 @@ lint: bootstrap
 	.venv/bin/lint-imports
 
 # The Dagster UI, daemon and code location on http://127.0.0.1:3000 with the Kafka sensor on
-# (berka_assets/ui/dev.py). ARGS="--port 3001 --no-sensor" etc.; Ctrl-C stops all of it.
+# (berka_stack/dev.py). ARGS="--port 3001 --no-sensor" etc.; Ctrl-C stops all of it.
 .PHONY: dev
 dev: bootstrap
 	.venv/bin/berka-dev $(ARGS)

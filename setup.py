@@ -13,7 +13,7 @@ setup(
     version="0.1.0",
     description="Kafka -> Spark -> Hive pipeline over the Berka bank data set, run by Dagster",
     packages=find_packages(exclude=["berka_assets_tests*", "bench*"]),
-    package_data={"berka_assets": ["stack/*.sql", "messages/*.json"]},
+    package_data={"berka_stack": ["*.sql"], "berka_core": ["messages/*.json"]},
     python_requires=">=3.11,<3.13",
     install_requires=[
         f"dagster=={DAGSTER}",
@@ -38,19 +38,19 @@ setup(
         "jsonschema==4.26.0",
         "matplotlib==3.11.2",
         "psutil==7.2.2",  # process handling of the stack manager and dev launcher (Linux, macOS)
-        "pydantic-settings==2.16.3",  # berka_assets/config.py: settings from the environment
+        "pydantic-settings==2.16.3",  # berka_core/config.py: settings from the environment
         "python-dotenv==1.2.4",  # the secrets file, read as dagster reads .env
     ],
     extras_require={"dev": ["pytest==9.2.0", "ruff==0.17.6", "selenium==4.51.0",
                             "pytest-timeout==2.4.0", "import-linter==2.3"]},
     entry_points={
         "console_scripts": [
-            "berka-stack=berka_assets.stack.cli:main",
-            "berka-demo=berka_assets.demo:main",
-            "berka-generate=berka_assets.berka.generate_cli:main",
-            "berka-replay=berka_assets.producer.cli:main",
+            "berka-stack=berka_stack.cli:main",
+            "berka-demo=berka_stack.demo:main",
+            "berka-generate=berka_core.dataset.generate_cli:main",
+            "berka-replay=berka_assets.replay_cli:main",
             "berka-upload=berka_assets.resources.berka_source:main",
-            "berka-dev=berka_assets.ui.dev:main",
+            "berka-dev=berka_stack.dev:main",
         ]
     },
 )

@@ -31,8 +31,8 @@ from bench_microbatch import (
 )
 from pyspark.sql import SparkSession
 
-from berka_assets.config import load_secrets_into_environment, load_settings
-from berka_assets.stack import cli
+from berka_core.config import load_secrets_into_environment, load_settings
+from berka_stack import cli
 
 
 def connect() -> SparkSession:

@@ -31,8 +31,8 @@ def _peak_rss_mib() -> float:
 
 
 def _child(scale: float, seed: int) -> None:
-    from berka_assets.berka.generator import generate
-    from berka_assets.berka.reader import TableReader
+    from berka_core.dataset.generator import generate
+    from berka_core.dataset.reader import TableReader
 
     baseline = _peak_rss_mib()
     with tempfile.TemporaryDirectory(prefix="berka_bench_") as folder:

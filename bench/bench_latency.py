@@ -34,23 +34,23 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from berka_assets.config import (
+from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.s3 import s3_resource
+from berka_core.config import (
     REPO_ROOT,
     load_secrets_into_environment,
     load_settings,
     secret,
     var_dir,
 )
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MemoryPositionStore
-from berka_assets.producer.replay import run_replay
-from berka_assets.resources.berka_source import BerkaSourceResource
-from berka_assets.resources.kafka import KafkaResource
-from berka_assets.resources.mysql import MySQLResource
-from berka_assets.resources.s3 import s3_resource
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.stack.kafka import ensure_topics
-from berka_assets.stack.spark import StreamingJob
+from berka_core.producer.options import ReplayOptions
+from berka_core.producer.position import MemoryPositionStore
+from berka_core.producer.replay import run_replay
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_stack.kafka import ensure_topics
+from berka_stack.spark import StreamingJob
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -139,7 +139,7 @@ def main() -> None:
             source = BerkaSourceResource(folder=settings.data_dir, s3=s3_resource(settings.s3))
             steady_from = time.time() + args.warmup_seconds
             result = run_replay(
-                ReplayConfig(topic=name, pacing="rate", rate=args.rate, jitter="none",
+                ReplayOptions(topic=name, pacing="rate", rate=args.rate, jitter="none",
                              max_seconds=args.warmup_seconds + args.seconds,
                              start="beginning"),
                 kafka=KafkaResource(), source=source, positions=MemoryPositionStore(),

@@ -25,22 +25,22 @@ from pathlib import Path
 import dagster as dg
 from pyspark.sql import SparkSession
 
-from berka_assets import transformations as T
 from berka_assets.assets.reference import reference_tables
-from berka_assets.berka.generator import generate
-from berka_assets.config import load_secrets_into_environment, load_settings, secret
 from berka_assets.definitions import build_resources
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MemoryPositionStore
-from berka_assets.producer.replay import run_replay
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.kafka_source import OffsetRange, read_offset_ranges
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import read_reference, run_batch
-from berka_assets.stack.kafka import ensure_topics
+from berka_core import transformations as T
+from berka_core.config import load_secrets_into_environment, load_settings, secret
+from berka_core.dataset.generator import generate
+from berka_core.producer.options import ReplayOptions
+from berka_core.producer.position import MemoryPositionStore
+from berka_core.producer.replay import run_replay
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.kafka_source import OffsetRange, read_offset_ranges
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_core.spark_jobs.microbatch import read_reference, run_batch
+from berka_stack.kafka import ensure_topics
 
 
 @dataclass
@@ -77,7 +77,7 @@ def prepare_dataset(scale: float, workdir: Path) -> Dataset:
     ensure_topics(settings.kafka.bootstrap_servers, {name: 3})
     started = time.monotonic()
     result = run_replay(
-        ReplayConfig(topic=name, pacing="full", start="beginning"),
+        ReplayOptions(topic=name, pacing="full", start="beginning"),
         kafka=kafka, source=resources["berka_source"], positions=MemoryPositionStore(),
     )
     produce_seconds = time.monotonic() - started
@@ -161,7 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     # The batch's own step timings (staging vs de-duplication and copies) go to this log.
     logging.basicConfig(level=logging.WARNING, format="  %(message)s")
-    logging.getLogger("berka_assets.spark_jobs.hive_tables").setLevel(logging.INFO)
+    logging.getLogger("berka_core.spark_jobs.hive_tables").setLevel(logging.INFO)
     load_secrets_into_environment()
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; Spark Connect local[2], 4 shuffle partitions")

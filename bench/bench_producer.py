@@ -4,8 +4,8 @@
     python bench/bench_producer.py --rows 200000    # quicker
     python bench/bench_producer.py --no-java        # the replay only
 
-1. Synthetic trans rows from berka_assets.berka.generator (scale chosen to give --rows).
-2. The replay (berka_assets.producer.replay.run_replay, pacing=full) reads, parses, encodes and
+1. Synthetic trans rows from berka_core.dataset.generator (scale chosen to give --rows).
+2. The replay (berka_core.producer.replay.run_replay, pacing=full) reads, parses, encodes and
    produces them to a fresh 3-partition topic and waits until every message is acknowledged
    (acks=all, idempotent); msgs/s = rows / that wall time. Positions go to memory so MySQL is
    not measured (the job saves once a second, which costs nothing at this scale).
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 if TYPE_CHECKING:
-    from berka_assets.producer.options import ReplayConfig
+    from berka_core.producer.options import ReplayOptions
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -66,7 +66,7 @@ def _machine() -> str:
 
 def _java_perf(topic: str, rows: int, record_size: int, props: dict[str, object],
                payload_file: Path | None) -> dict[str, float]:
-    from berka_assets.stack import prereqs
+    from berka_stack import prereqs
 
     classpath = str(REPO / "var" / "jars" / "kafka-broker" / "*")
     command = [prereqs.java_binary(), "-Xmx512m", "-cp", classpath,
@@ -88,16 +88,16 @@ def _java_perf(topic: str, rows: int, record_size: int, props: dict[str, object]
             "line": summary[-1].strip()}
 
 
-def _breakdown(trans: Path, rows: int, options: ReplayConfig, bootstrap: str,
+def _breakdown(trans: Path, rows: int, options: ReplayOptions, bootstrap: str,
                partitions: int, created: list[str]) -> dict[str, int]:
     """Each stage of the replay alone, single-threaded, on the same data."""
-    from berka_assets.berka.reader import TableReader
-    from berka_assets.messages.trans_message import key
-    from berka_assets.producer.blocks import BlockReader
-    from berka_assets.producer.columnar import finish_bodies
-    from berka_assets.producer.encoding import encode_record
     from berka_assets.resources.kafka import KafkaResource
-    from berka_assets.stack.kafka import ensure_topics
+    from berka_core.dataset.reader import TableReader
+    from berka_core.messages.trans_message import key
+    from berka_core.producer.blocks import BlockReader
+    from berka_core.producer.columnar import finish_bodies
+    from berka_core.producer.encoding import encode_record
+    from berka_stack.kafka import ensure_topics
 
     print("\nwhere the replay's time goes (each stage alone, single-threaded):")
     started = time.perf_counter()
@@ -157,17 +157,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra replay producer properties")
     args = parser.parse_args(argv)
 
-    from berka_assets.berka.generator import generate
-    from berka_assets.berka.reader import TableReader
-    from berka_assets.config import KafkaSettings
-    from berka_assets.producer.encoding import encode_record
-    from berka_assets.producer.options import ReplayConfig
-    from berka_assets.producer.position import MemoryPositionStore
-    from berka_assets.producer.replay import run_replay
     from berka_assets.resources.berka_source import BerkaSourceResource
     from berka_assets.resources.kafka import KafkaResource
     from berka_assets.resources.s3 import s3_resource
-    from berka_assets.stack.kafka import ensure_topics
+    from berka_core.config import KafkaSettings
+    from berka_core.dataset.generator import generate
+    from berka_core.dataset.reader import TableReader
+    from berka_core.producer.encoding import encode_record
+    from berka_core.producer.options import ReplayOptions
+    from berka_core.producer.position import MemoryPositionStore
+    from berka_core.producer.replay import run_replay
+    from berka_stack.kafka import ensure_topics
 
     bootstrap = KafkaSettings().bootstrap_servers
     print(f"machine: {_machine()}")
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_topics(bootstrap, {name: args.partitions, f"{name}.dlq": 1})
         created = [name, f"{name}.dlq"]
         extra = dict(item.split("=", 1) for item in args.producer_config)
-        options = ReplayConfig(topic=name, dlq_topic=f"{name}.dlq", pacing="full",
+        options = ReplayOptions(topic=name, dlq_topic=f"{name}.dlq", pacing="full",
                                start="beginning", max_messages=rows, log_interval_s=3600,
                                producer_config=extra)
         source = BerkaSourceResource(kind="folder", folder=folder, s3=s3_resource())

@@ -19,10 +19,10 @@ import uuid
 import dagster as dg
 
 from berka_assets.assets.reference import reference_tables
-from berka_assets.config import load_secrets_into_environment, load_settings, secret
 from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.mysql import MySQLResource
+from berka_core.config import load_secrets_into_environment, load_settings, secret
 
 
 def main() -> None:

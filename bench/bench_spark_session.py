@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from berka_assets.config import load_settings
-from berka_assets.stack.spark import spark_env
+from berka_core.config import load_settings
+from berka_stack.spark import spark_env
 
 RUN = """
 import time, dagster as dg

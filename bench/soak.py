@@ -47,7 +47,11 @@ from soak_faults import Faults, Injected
 from soak_observe import Sampler, Window, window_table
 from soak_reader import Reader
 
-from berka_assets.config import (
+from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.s3 import s3_resource
+from berka_core.config import (
     REPO_ROOT,
     Settings,
     load_secrets_into_environment,
@@ -55,18 +59,14 @@ from berka_assets.config import (
     secret,
     var_dir,
 )
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MemoryPositionStore
-from berka_assets.producer.replay import run_replay
-from berka_assets.resources.berka_source import BerkaSourceResource
-from berka_assets.resources.kafka import KafkaResource
-from berka_assets.resources.mysql import MySQLResource
-from berka_assets.resources.s3 import s3_resource
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.stack import cli
-from berka_assets.stack.kafka import ensure_topics
-from berka_assets.stack.spark import StreamingJob
+from berka_core.producer.options import ReplayOptions
+from berka_core.producer.position import MemoryPositionStore
+from berka_core.producer.replay import run_replay
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_stack import cli
+from berka_stack.kafka import ensure_topics
+from berka_stack.spark import StreamingJob
 
 # The independent oracle and the test harness live with the tests (not installed): the soak
 # is tooling and may use them.
@@ -158,7 +158,7 @@ class Soak:
     def replay(self) -> threading.Thread:
         source = BerkaSourceResource(folder=self.settings.data_dir,
                                      s3=s3_resource(self.settings.s3))
-        config = ReplayConfig(topic=self.name, pacing="rate", rate=self.args.rate,
+        config = ReplayOptions(topic=self.name, pacing="rate", rate=self.args.rate,
                               jitter="exponential", max_seconds=self.args.minutes * 60,
                               start="beginning")
         thread = threading.Thread(target=run_replay, name="soak-replay", daemon=True, kwargs={

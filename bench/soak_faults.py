@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from berka_assets.stack.kafka import Kafka
-from berka_assets.stack.mariadb import MariaDB
-from berka_assets.stack.service import Service
-from berka_assets.stack.spark import SparkConnectServer, StreamingJob, ThriftServer
-from berka_assets.ui.dev import run_workers
+from berka_stack.dev import run_workers
+from berka_stack.kafka import Kafka
+from berka_stack.mariadb import MariaDB
+from berka_stack.service import Service
+from berka_stack.spark import SparkConnectServer, StreamingJob, ThriftServer
 
 
 @dataclass

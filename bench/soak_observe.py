@@ -13,12 +13,12 @@ import psutil
 import pymysql
 from pyspark.sql import SparkSession
 
-from berka_assets.clients.kafka import KafkaClient
-from berka_assets.config import Settings, secret
 from berka_assets.resources.spark import connect_endpoint_reachable
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.stack.service import Service
-from berka_assets.ui.dev import is_run_worker
+from berka_core.clients.kafka import KafkaClient
+from berka_core.config import Settings, secret
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_stack.dev import is_run_worker
+from berka_stack.service import Service
 
 UTC = dt.UTC
 

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from berka_assets.config import Settings
+from berka_core.config import Settings
 
 TREND_COUNTS = {
     "yearly_trend": "SUM(transaction_count)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from berka_assets.config import SensorSettings
+from berka_core.config import SensorSettings
 
 AUTOMATION_SENSOR = "berka_automation_sensor"
 

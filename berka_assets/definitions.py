@@ -14,7 +14,6 @@ from berka_assets.assets.synthetic import synthetic_berka
 from berka_assets.automation import automation_sensor
 from berka_assets.checks.reference import REFERENCE_CHECKS
 from berka_assets.checks.streaming import STREAMING_CHECKS
-from berka_assets.config import Settings, load_secrets_into_environment, load_settings
 from berka_assets.jobs import s3_replay_job
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.hive import HiveResource
@@ -24,6 +23,7 @@ from berka_assets.resources.s3 import s3_resource
 from berka_assets.resources.spark import spark_resource
 from berka_assets.sensors.kafka_offsets import kafka_trans_sensor
 from berka_assets.sensors.streaming_health import streaming_health_sensor, streaming_job_asset
+from berka_core.config import Settings, load_secrets_into_environment, load_settings
 
 # Outside `dagster dev` (tests, the demo, `dagster definitions validate`) the local stack's
 # .env still has to reach EnvVar; values already in the environment win.

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from berka_assets.config import Settings, load_secrets_into_environment, load_settings
-from berka_assets.stack import cli
+from berka_core.config import Settings, load_secrets_into_environment, load_settings
+from berka_stack import cli
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

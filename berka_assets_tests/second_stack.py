@@ -39,6 +39,6 @@ def command(name: str) -> str:
 def berka_stack(environment: dict[str, str], *args: str,
                 timeout: float = 400) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "berka_assets.stack.cli", *args],
+        [sys.executable, "-m", "berka_stack.cli", *args],
         capture_output=True, text=True, env=environment, timeout=timeout,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from berka_assets.config import (
+from berka_core.config import (
     KafkaSettings,
     MySQLSettings,
     Settings,

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from berka_assets.definitions import defs
-from berka_assets_tests.ui.expected import ASSETS, CHECKS, TRENDS
+from berka_assets_tests.dev.expected import ASSETS, CHECKS, TRENDS
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from berka_assets.config import REPO_ROOT, Settings
 from berka_assets_tests import independent
+from berka_core.config import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_demo_prints_trends_equal_to_an_independent_computation(stack: Settings)
     environment = {**os.environ, "BERKA_KAFKA_TOPIC": own, "BERKA_KAFKA_DLQ_TOPIC": f"{own}.dlq",
                    "BERKA_HIVE_DATABASE": own}
     result = subprocess.run(
-        [sys.executable, "-m", "berka_assets.demo", "--transactions", "2500", "--rate", "2000"],
+        [sys.executable, "-m", "berka_stack.demo", "--transactions", "2500", "--rate", "2000"],
         capture_output=True, text=True, timeout=540, cwd=REPO_ROOT, env=environment,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

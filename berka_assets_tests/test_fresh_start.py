@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from berka_assets.config import REPO_ROOT
-from berka_assets.ui.dev import free_port
 from berka_assets_tests import independent
 from berka_assets_tests.second_stack import PORTS, berka_stack, command, isolated_env
+from berka_core.config import REPO_ROOT
+from berka_stack.dev import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ SAMPLE_TRANS = SAMPLE / "trans_prefix.asc"
 _TRENDS = """
 import json
 from berka_assets.assets.reports import fetch_trends
-from berka_assets.config import load_secrets_into_environment
+from berka_core.config import load_secrets_into_environment
 from berka_assets.resources.hive import HiveResource
 load_secrets_into_environment()
 trends = fetch_trends(HiveResource(), "berka")

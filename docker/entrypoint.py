@@ -2,8 +2,8 @@
 """Entrypoint of the berka-stream image: `berka-container ROLE [EXTRA ARGS...]`.
 
 One image, one role per container. Every role reads the same BERKA_* variables as the local stack
-(berka_assets/config.py) and reuses its code: spark-defaults.conf comes from
-berka_assets.stack.spark.spark_defaults(), so a container runs Spark exactly as `berka-stack up`
+(berka_core/config.py) and reuses its code: spark-defaults.conf comes from
+berka_stack.spark.spark_defaults(), so a container runs Spark exactly as `berka-stack up`
 does, except that servers bind 0.0.0.0 and the Spark processes use a standalone cluster and a
 remote Hive metastore (the compose file passes `--conf spark.hadoop.hive.metastore.uris=...`).
 
@@ -64,7 +64,7 @@ logger.datanucleus.level = error
 
 
 def _settings():
-    from berka_assets.config import Settings
+    from berka_core.config import Settings
 
     return Settings()
 
@@ -81,7 +81,7 @@ def master_address(master_url: str) -> tuple[str, int]:
 
 def metastore_properties(settings=None) -> dict[str, str]:
     """hive-site.xml of the standalone metastore: the `spark.hadoop.*` part of spark_defaults()."""
-    from berka_assets.stack.spark import spark_defaults
+    from berka_stack.spark import spark_defaults
 
     prefix = "spark.hadoop."
     properties = {
@@ -121,7 +121,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def spark_master_command(extra: list[str]) -> tuple[list[str], dict]:
-    from berka_assets.stack.spark import spark_home
+    from berka_stack.spark import spark_home
 
     host, port = master_address(_settings().spark.master)
     command = [str(spark_home() / "bin" / "spark-class"), MASTER_MAIN,
@@ -130,8 +130,8 @@ def spark_master_command(extra: list[str]) -> tuple[list[str], dict]:
 
 
 def spark_worker_command(extra: list[str]) -> tuple[list[str], dict]:
-    from berka_assets.config import var_dir
-    from berka_assets.stack.spark import spark_home
+    from berka_core.config import var_dir
+    from berka_stack.spark import spark_home
 
     master_url = _settings().spark.master
     master_host, _ = master_address(master_url)
@@ -145,9 +145,9 @@ def spark_worker_command(extra: list[str]) -> tuple[list[str], dict]:
 
 
 def hive_metastore_command(extra: list[str]) -> tuple[list[str], dict]:
-    from berka_assets.config import var_dir
-    from berka_assets.stack import prereqs
-    from berka_assets.stack.spark import spark_home
+    from berka_core.config import var_dir
+    from berka_stack import prereqs
+    from berka_stack.spark import spark_home
 
     conf_dir = var_dir() / "hive-conf"
     _write_private(conf_dir / "hive-site.xml", hive_site_xml(metastore_properties()))
@@ -168,7 +168,7 @@ def _driver_options() -> list[str]:
 
 
 def spark_connect_command(extra: list[str]) -> tuple[list[str], dict]:
-    from berka_assets.stack.spark import (
+    from berka_stack.spark import (
         SparkConnectServer,
         connect_server_arguments,
         spark_submit,
@@ -185,7 +185,7 @@ def spark_connect_command(extra: list[str]) -> tuple[list[str], dict]:
 
 
 def thrift_server_command(extra: list[str]) -> tuple[list[str], dict]:
-    from berka_assets.stack.spark import spark_submit, write_spark_conf
+    from berka_stack.spark import spark_submit, write_spark_conf
 
     settings = _settings()
     write_spark_conf(settings)
@@ -208,7 +208,7 @@ def thrift_server_command(extra: list[str]) -> tuple[list[str], dict]:
 def streaming_job_command(extra: list[str]) -> tuple[list[str], dict]:
     """The continuous Structured Streaming job (spark_streaming/job.py) on the cluster; its
     options after the role, or from BERKA_STREAMING_ARGS."""
-    from berka_assets.stack.spark import (
+    from berka_stack.spark import (
         STREAMING_UI_PORT,
         streaming_args_from_env,
         streaming_job_submit,
@@ -232,7 +232,7 @@ def s3_command(extra: list[str]) -> tuple[list[str], dict]:
 
 
 def _workspace() -> str:
-    from berka_assets.config import REPO_ROOT
+    from berka_core.config import REPO_ROOT
 
     return str(REPO_ROOT / "workspace.yaml")
 
@@ -263,7 +263,7 @@ ROLES = {
 
 
 def role_file() -> Path:
-    from berka_assets.config import var_dir
+    from berka_core.config import var_dir
 
     return var_dir() / "run" / "container-role.json"
 
@@ -273,14 +273,14 @@ def run_role(role: str, extra: list[str]) -> None:
     command, health = ROLES[role](extra)
     env = dict(os.environ)
     if role not in ("dagster-webserver", "dagster-daemon", "s3"):
-        from berka_assets.stack.spark import spark_env
+        from berka_stack.spark import spark_env
 
         env.update(spark_env())
         if role in ("spark-master", "spark-worker"):
             # Master and worker need no spark-defaults (it holds the metastore password).
             env.pop("SPARK_CONF_DIR", None)
         if role == "streaming-job":
-            from berka_assets.config import REPO_ROOT
+            from berka_core.config import REPO_ROOT
 
             env["PYTHONPATH"] = str(REPO_ROOT)  # spark_streaming/ beside the package
     path = role_file()
@@ -366,7 +366,7 @@ def _retry(what: str, action, attempts: int = 10, delay: float = 6.0) -> None:
 
 
 def create_topics() -> None:
-    from berka_assets.stack.kafka import ensure_topics
+    from berka_stack.kafka import ensure_topics
 
     kafka = _settings().kafka
     ensure_topics(kafka.bootstrap_servers, {kafka.topic: kafka.partitions, kafka.dlq_topic: 1},
@@ -390,8 +390,8 @@ def create_bucket() -> None:
     # prefix that holds files (yours) is left alone.
     listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=s3.prefix, MaxKeys=1)
     if not listed.get("KeyCount"):
-        from berka_assets.config import Settings
         from berka_assets.resources.berka_source import upload_folder
+        from berka_core.config import Settings
 
         upload_folder(client, Settings().data_dir, s3.bucket, s3.prefix)
 

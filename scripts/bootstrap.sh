@@ -13,7 +13,7 @@ command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
-# Headless browser of the UI tests (berka_assets_tests/ui): Debian's, never a downloaded one.
+# Headless browser of the UI tests (berka_assets_tests/dev): Debian's, never a downloaded one.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if ((${#missing[@]})); then
@@ -52,7 +52,7 @@ fi
 
 say "resolving JVM jars from Maven Central and building jvm/udf (once)"
 .venv/bin/python -c '
-from berka_assets.stack import prereqs
+from berka_stack import prereqs
 prereqs.check_java()
 for jar_set in prereqs.JAR_SETS:
     print("  ", jar_set, "->", prereqs.ensure_jars(jar_set))

@@ -4,7 +4,7 @@ Run with spark-submit (or `berka-stack up streaming-job`):
 
     spark-submit spark_streaming/job.py --trigger-seconds 2
 
-It applies the same functions as the Dagster micro-batches (berka_assets.transformations) and
+It applies the same functions as the Dagster micro-batches (berka_core.transformations) and
 commits through the same batch ledger (spark_streaming/stream_batch.py run_stream_batch):
 foreachBatch hands each trigger's records to it, the ledger in MySQL trims anything already
 committed, so a batch replayed after a crash replaces and never adds. For latency it keeps the
@@ -26,15 +26,15 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from berka_assets import transformations as T
-from berka_assets.clients.kafka import KafkaClient
-from berka_assets.clients.mysql import MySQLClient
-from berka_assets.config import load_secrets_into_environment, load_settings, var_dir
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.jvm_functions import register_jvm_functions
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import finish_plan, read_reference
-from berka_assets.spark_jobs.stream_metrics import StreamMetrics
+from berka_core import transformations as T
+from berka_core.clients.kafka import KafkaClient
+from berka_core.clients.mysql import MySQLClient
+from berka_core.config import load_secrets_into_environment, load_settings, var_dir
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.jvm_functions import register_jvm_functions
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_core.spark_jobs.microbatch import finish_plan, read_reference
+from berka_core.spark_jobs.stream_metrics import StreamMetrics
 from spark_streaming.maintenance import DeltaMaintenance
 from spark_streaming.metrics import progress_listener
 from spark_streaming.reference_cache import ReferenceCache

@@ -16,7 +16,7 @@ import time
 
 from pyspark.sql import SparkSession
 
-from berka_assets.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.hive_tables import HiveTables
 
 log = logging.getLogger("berka.streaming")
 

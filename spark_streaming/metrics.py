@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from berka_assets.spark_jobs.stream_metrics import StreamMetrics
+from berka_core.spark_jobs.stream_metrics import StreamMetrics
 
 log = logging.getLogger("berka.streaming")
 

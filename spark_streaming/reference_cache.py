@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import time
 
-from berka_assets import transformations as T
+from berka_core import transformations as T
 
 log = logging.getLogger("berka.streaming")
 

@@ -35,12 +35,12 @@ from decimal import Decimal
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from berka_assets import transformations as T
-from berka_assets.berka.reader import SeenKeys
-from berka_assets.spark_jobs.hive_tables import HiveTables, WrittenCounts
-from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import (
+from berka_core import transformations as T
+from berka_core.dataset.reader import SeenKeys
+from berka_core.spark_jobs.hive_tables import HiveTables, WrittenCounts
+from berka_core.spark_jobs.kafka_source import OffsetRange
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_core.spark_jobs.microbatch import (
     BatchResult,
     _timed,
     batch_id_for,

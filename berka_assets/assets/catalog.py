@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import dagster as dg
 
-from berka_assets import transformations as T
-from berka_assets.berka.schema import get_table, mysql_type
+from berka_core import transformations as T
+from berka_core.dataset.schema import get_table, mysql_type
 
 # Who answers for the assets in the catalog.
 OWNERS = ["team:data-platform"]

@@ -7,12 +7,12 @@ import dagster as dg
 
 from berka_assets.assets.catalog import OWNERS, mysql_table_metadata, table_value
 from berka_assets.assets.source import SOURCE_FILES_KEY
-from berka_assets.berka.reader import TableReader, read_table
-from berka_assets.berka.schema import get_table, load_order
-from berka_assets.config import MySQLSettings
-from berka_assets.reference import mysql_loader
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.mysql import MySQLResource
+from berka_core.config import MySQLSettings
+from berka_core.dataset.reader import TableReader, read_table
+from berka_core.dataset.schema import get_table, load_order
+from berka_core.reference import mysql_loader
 
 REFERENCE_TABLES = ("district", "account", "client", "disp", "loan", "card", "order")
 PREVIEW_ROWS = 5

@@ -11,8 +11,8 @@ from pydantic import Field
 from berka_assets.assets.catalog import OWNERS, table_value
 from berka_assets.assets.streaming import TREND_TABLES, hive_key
 from berka_assets.automation import report_condition
-from berka_assets.config import SparkSettings, var_dir
 from berka_assets.resources.hive import HiveResource
+from berka_core.config import SparkSettings, var_dir
 
 # Dagster keeps metadata in its event log; keep an inline chart well under its column limits.
 MAX_INLINE_PNG_BYTES = 48 * 1024
@@ -31,7 +31,7 @@ class TrendsReportConfig(dg.Config):
 
 def fetch_trends(hive: HiveResource, database: str, *, version: int | None = None,
                  timestamp: str | None = None) -> dict[str, tuple[list[str], list[tuple]]]:
-    from berka_assets.spark_jobs.hive_tables import HiveTables
+    from berka_core.spark_jobs.hive_tables import HiveTables
 
     tables = HiveTables(database)
     order = {
@@ -49,7 +49,7 @@ def fetch_trends(hive: HiveResource, database: str, *, version: int | None = Non
 def cube_version(hive: HiveResource, database: str, *, version: int | None = None,
                  timestamp: str | None = None) -> tuple[int, str]:
     """The trend cube's version (and its commit time) that the report shows."""
-    from berka_assets.spark_jobs.hive_tables import CUBE
+    from berka_core.spark_jobs.hive_tables import CUBE
 
     columns, history = hive.query(f"DESCRIBE HISTORY `{database}`.`{CUBE}`")
     rows = [dict(zip(columns, row, strict=True)) for row in history]  # newest first

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from berka_assets.assets.catalog import OWNERS
-from berka_assets.config import S3Settings, Settings
+from berka_core.config import S3Settings, Settings
 
 SOURCE_FILES_KEY = dg.AssetKey(["berka", "source_files"])
 

@@ -2,7 +2,7 @@
 
 The sensor in berka_assets/sensors/kafka_offsets.py launches one run per offset range; each run
 materializes all five Hive tables together, because they are written in one exactly-once step
-(see berka_assets/spark_jobs/microbatch.py).
+(see berka_core/spark_jobs/microbatch.py).
 """
 
 import time
@@ -15,21 +15,21 @@ from pydantic import Field
 from berka_assets.assets.catalog import OWNERS, hive_table_metadata
 from berka_assets.assets.reference import reference_key
 from berka_assets.assets.source import SOURCE_FILES_KEY
-from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
-from berka_assets.offset_planning import catch_up_ranges
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.spark import connect_endpoint_reachable
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.spark_jobs.microbatch import (
+from berka_core.config import KafkaSettings, SensorSettings, SparkSettings
+from berka_core.offset_planning import catch_up_ranges
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.kafka_source import OffsetRange
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_core.spark_jobs.microbatch import (
     ENRICHMENT_TABLES,
     from_frontier,
     read_reference,
     run_batch,
 )
-from berka_assets.topic_incarnation import follow_topic
+from berka_core.topic_incarnation import follow_topic
 
 TREND_TABLES = ("monthly_trend", "yearly_trend", "trans_by_age_gender")
 MICROBATCH_TAG = "berka/microbatch"

@@ -5,8 +5,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from berka_assets.berka.generator import generate
-from berka_assets.config import var_dir
+from berka_core.config import var_dir
+from berka_core.dataset.generator import generate
 
 
 class SyntheticBerkaConfig(dg.Config):

@@ -4,10 +4,10 @@
 import dagster as dg
 
 from berka_assets.assets.reference import REFERENCE_TABLES, reference_key, source_row_count
-from berka_assets.berka.schema import get_table
-from berka_assets.reference.mysql_loader import orphan_counts
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.mysql import MySQLResource
+from berka_core.dataset.schema import get_table
+from berka_core.reference.mysql_loader import orphan_counts
 
 
 def _table_count(mysql: MySQLResource, table: str) -> int:

@@ -7,11 +7,11 @@ from dagster_pyspark import PySparkResource
 
 from berka_assets.assets.streaming import TREND_TABLES, hive_key, require_spark_endpoint
 from berka_assets.automation import checks_condition
-from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.ledger import BatchLedger
+from berka_core.config import KafkaSettings, SensorSettings, SparkSettings
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.ledger import BatchLedger
 
 TOTAL_COLUMNS = {
     "monthly_trend": ("transaction_count", "transaction_amount"),

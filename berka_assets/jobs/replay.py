@@ -12,10 +12,13 @@ from typing import Any
 import dagster as dg
 
 from berka_assets.assets.streaming import topic_key
-from berka_assets.berka.reader import BerkaError
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MySQLPositionStore
-from berka_assets.producer.replay import (
+from berka_assets.jobs.replay_config import ReplayConfig
+from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_core.dataset.reader import BerkaError
+from berka_core.producer.position import MySQLPositionStore
+from berka_core.producer.replay import (
     DeliveryFailedError,
     ReplayError,
     ReplayResult,
@@ -23,9 +26,6 @@ from berka_assets.producer.replay import (
     run_replay,
     stop_on_signals,
 )
-from berka_assets.resources.berka_source import BerkaSourceResource
-from berka_assets.resources.kafka import KafkaResource
-from berka_assets.resources.mysql import MySQLResource
 
 
 def replay_metadata(result: ReplayResult) -> dict[str, Any]:

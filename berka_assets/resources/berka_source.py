@@ -16,8 +16,8 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from berka_assets.berka.reader import BerkaFileNotFoundError, candidate_file_names, find_table_file
-from berka_assets.config import S3Settings, Settings
+from berka_core.config import S3Settings, Settings
+from berka_core.dataset.reader import BerkaFileNotFoundError, candidate_file_names, find_table_file
 
 
 class BerkaSourceResource(dg.ConfigurableResource):

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from berka_assets.config import HiveServerSettings
+from berka_core.config import HiveServerSettings
 
 
 class HiveResource(dg.ConfigurableResource):

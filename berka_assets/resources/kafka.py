@@ -1,12 +1,12 @@
-"""confluent-kafka behind a Dagster resource; the code is berka_assets/clients/kafka.py."""
+"""confluent-kafka behind a Dagster resource; the code is berka_core/clients/kafka.py."""
 
 from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field
 
-from berka_assets.clients.kafka import KafkaConnection
-from berka_assets.config import KafkaSettings
+from berka_core.clients.kafka import KafkaConnection
+from berka_core.config import KafkaSettings
 
 
 class KafkaResource(KafkaConnection, dg.ConfigurableResource):

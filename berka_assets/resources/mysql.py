@@ -1,12 +1,12 @@
-"""The MySQL server as a Dagster resource; the code is berka_assets/clients/mysql.py."""
+"""The MySQL server as a Dagster resource; the code is berka_core/clients/mysql.py."""
 
 from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field
 
-from berka_assets.clients.mysql import MySQLConnection
-from berka_assets.config import MySQLSettings
+from berka_core.clients.mysql import MySQLConnection
+from berka_core.config import MySQLSettings
 
 
 class MySQLResource(MySQLConnection, dg.ConfigurableResource):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster_aws.s3 import S3Resource
 
-from berka_assets.config import S3Settings
+from berka_core.config import S3Settings
 
 
 def s3_resource(settings: S3Settings | None = None) -> S3Resource:

@@ -12,7 +12,7 @@ import socket
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from berka_assets.config import SparkSettings
+from berka_core.config import SparkSettings
 
 
 class ReleasingPySparkResource(PySparkResource):

@@ -10,20 +10,20 @@ from berka_assets.assets.streaming import (
     microbatch_run_config,
     topic_key,
 )
-from berka_assets.config import KafkaSettings, SensorSettings, SparkSettings
-from berka_assets.offset_planning import (
+from berka_assets.resources.kafka import KafkaResource
+from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.spark import connect_endpoint_reachable
+from berka_core.config import KafkaSettings, SensorSettings, SparkSettings
+from berka_core.offset_planning import (
     SensorCursor,
     group_runs,
     plan_ranges,
     reconcile,
     run_key,
 )
-from berka_assets.resources.kafka import KafkaResource
-from berka_assets.resources.mysql import MySQLResource
-from berka_assets.resources.spark import connect_endpoint_reachable
-from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.topic_incarnation import follow_topic
+from berka_core.spark_jobs.kafka_source import OffsetRange
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_core.topic_incarnation import follow_topic
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,

@@ -6,10 +6,10 @@ import dagster as dg
 
 from berka_assets.assets.reference import reference_key
 from berka_assets.assets.streaming import topic_key
-from berka_assets.config import SparkSettings
 from berka_assets.resources.mysql import MySQLResource
-from berka_assets.spark_jobs.microbatch import ENRICHMENT_TABLES
-from berka_assets.spark_jobs.stream_metrics import StreamMetrics
+from berka_core.config import SparkSettings
+from berka_core.spark_jobs.microbatch import ENRICHMENT_TABLES
+from berka_core.spark_jobs.stream_metrics import StreamMetrics
 
 
 def streaming_job_key(hive_database: str | None = None) -> dg.AssetKey:

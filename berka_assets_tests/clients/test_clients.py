@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from berka_assets.clients.kafka import KafkaClient
-from berka_assets.clients.mysql import MySQLClient
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
+from berka_core.clients.kafka import KafkaClient
+from berka_core.clients.mysql import MySQLClient
 
 
 def test_the_streaming_jobs_kafka_client_carries_the_sasl_password(

@@ -22,17 +22,10 @@ import dagster as dg
 import pytest
 
 from berka_assets.assets.reference import reference_tables
-from berka_assets.config import (
-    REPO_ROOT,
-    Settings,
-    load_secrets_into_environment,
-    load_settings,
-    secret,
-)
 from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_assets.stack.cluster import (
+from berka_assets_tests.cluster.clusters import (
     KafkaCluster,
     SparkStandaloneCluster,
     isolated_var_dir,
@@ -40,6 +33,13 @@ from berka_assets.stack.cluster import (
     spark_standalone_cluster,
 )
 from berka_assets_tests.cluster.support import NOTES, SAMPLE, TIMINGS
+from berka_core.config import (
+    REPO_ROOT,
+    Settings,
+    load_secrets_into_environment,
+    load_settings,
+    secret,
+)
 
 
 @pytest.fixture(scope="package")

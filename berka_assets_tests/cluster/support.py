@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from berka_assets.config import REPO_ROOT, Settings
-from berka_assets.stack import process
-from berka_assets.stack.cluster import SparkStandaloneCluster, application_executors
-from berka_assets.stack.spark import SparkConnectServer
+from berka_assets_tests.cluster.clusters import SparkStandaloneCluster, application_executors
 from berka_assets_tests.streaming.harness import reset_spark_client
+from berka_core.config import REPO_ROOT, Settings
+from berka_stack import process
+from berka_stack.spark import SparkConnectServer
 
 SAMPLE = REPO_ROOT / "data" / "berka"
 SAMPLE_TRANS = SAMPLE / "trans_prefix.asc"

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.stack import process
-from berka_assets.stack.cluster import isolated_var_dir, kafka_cluster, spark_standalone_cluster
+from berka_assets_tests.cluster.clusters import (
+    isolated_var_dir,
+    kafka_cluster,
+    spark_standalone_cluster,
+)
+from berka_stack import process
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MemoryPositionStore
-from berka_assets.producer.replay import Progress, run_replay
-from berka_assets.stack.cluster import KafkaCluster, SparkStandaloneCluster
 from berka_assets_tests import independent
+from berka_assets_tests.cluster.clusters import KafkaCluster, SparkStandaloneCluster
 from berka_assets_tests.cluster.support import (
     NOTES,
     SAMPLE,
@@ -29,6 +26,9 @@ from berka_assets_tests.cluster.support import (
 )
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
+from berka_core.producer.options import ReplayOptions
+from berka_core.producer.position import MemoryPositionStore
+from berka_core.producer.replay import Progress, run_replay
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def test_replay_survives_kill_9_of_a_broker_and_nothing_is_lost(
 
     progress: list[tuple[float, Progress]] = []
     outcome: dict[str, object] = {}
-    config = ReplayConfig(topic=topic, dlq_topic=dlq, pacing="rate", rate=rate,
+    config = ReplayOptions(topic=topic, dlq_topic=dlq, pacing="rate", rate=rate,
                           max_messages=count, start="beginning", seed=11, log_interval_s=2.0)
 
     def replay() -> None:

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.config import Settings
-from berka_assets.stack import process
-from berka_assets.stack.cluster import KafkaCluster, SparkStandaloneCluster
-from berka_assets.stack.spark import StreamingJob
 from berka_assets_tests import independent
+from berka_assets_tests.cluster.clusters import KafkaCluster, SparkStandaloneCluster
 from berka_assets_tests.cluster.support import (
     NOTES,
     SAMPLE,
@@ -29,6 +26,9 @@ from berka_assets_tests.cluster.support import (
 )
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
+from berka_core.config import Settings
+from berka_stack import process
+from berka_stack.spark import StreamingJob
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """docker/ checked without a Docker daemon: compose, Dockerfile, instance config, init scripts.
 
 Everything is read from the files and compared with what the application really reads
-(berka_assets/config.py and the stack modules), so a renamed variable, a moved port, a missing
+(berka_core/config.py and the stack modules), so a renamed variable, a moved port, a missing
 file or a password written into a committed file fails here rather than at `docker compose up`.
 """
 
@@ -36,7 +36,7 @@ ENV_EXAMPLE = DOCKER / ".env.example"
 INSTANCE_YAML = DOCKER / "dagster.yaml"
 MYSQL_INIT = DOCKER / "mysql-init"
 ENTRYPOINT = DOCKER / "entrypoint.py"
-CONFIG_PY = REPO / "berka_assets" / "config.py"
+CONFIG_PY = REPO / "berka_core" / "config.py"
 
 APP_IMAGE = "berka-stream:local"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|PRIVATE_KEY")
@@ -65,23 +65,24 @@ def berka_names(text: str) -> set[str]:
 
 
 def config_py_variables() -> set[str]:
-    """Every variable berka_assets/config.py reads: the settings' fields and *_env names."""
-    from berka_assets import config
+    """Every variable berka_core/config.py reads: the settings' fields and *_env names."""
+    from berka_core import config
 
     return set(config.variable_defaults()) | berka_names(CONFIG_PY.read_text())
 
 
 def source_variables() -> set[str]:
-    """Every BERKA_* name the application package mentions (config.py and the stack modules)."""
+    """Every BERKA_* name the application packages mention (config.py and the stack modules)."""
     names: set[str] = set()
-    for path in (REPO / "berka_assets").rglob("*.py"):
-        names |= berka_names(path.read_text())
+    for package in ("berka_core", "berka_assets", "berka_stack", "spark_streaming"):
+        for path in (REPO / package).rglob("*.py"):
+            names |= berka_names(path.read_text())
     return names
 
 
 def config_defaults(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """(variable -> default) as config.py's settings ask for them, with a clean environment."""
-    from berka_assets import config
+    from berka_core import config
 
     for name in list(os.environ):
         if name.startswith("BERKA_") or name.startswith("AWS_"):
@@ -343,7 +344,7 @@ def test_published_ports_match_the_config_defaults(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     defaults = config_defaults(monkeypatch)
-    from berka_assets.stack.s3 import local_s3_port
+    from berka_stack.s3 import local_s3_port
 
     host_kafka_port = int(defaults["BERKA_KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
     host_connect_port = int(defaults["BERKA_SPARK_REMOTE"].rsplit(":", 1)[1])
@@ -595,7 +596,7 @@ def test_build_context_excludes_local_state_and_secrets() -> None:
     for path in (".env", "docker/.env", ".venv", "var/jars/spark/x.jar", ".git/config",
                  "berka_assets/__pycache__/config.cpython-311.pyc"):
         assert ignored(path, patterns), f"{path} would be sent to the builder"
-    for path in ("berka_assets/config.py", "constraints.txt", "jvm/spark/pom.xml"):
+    for path in ("berka_core/config.py", "constraints.txt", "jvm/spark/pom.xml"):
         assert not ignored(path, patterns), path
 
 
@@ -610,7 +611,8 @@ def test_python_packages_come_from_the_lock_file(dockerfile: list[Instruction]) 
         if i.command == "COPY" and i.line < pip[0].line
         for word in i.words()[:-1]
     ]
-    assert {"setup.py", "constraints.txt", "berka_assets"} <= set(copied_before)
+    assert {"setup.py", "constraints.txt", "berka_core", "berka_assets", "berka_stack",
+            "spark_streaming"} <= set(copied_before)
 
 
 def test_runtime_runs_as_a_non_root_user(dockerfile: list[Instruction]) -> None:
@@ -649,7 +651,7 @@ def test_jars_are_where_the_application_looks_for_them(dockerfile: list[Instruct
 def test_marker_written_like_the_dockerfile_satisfies_prereqs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from berka_assets.stack import prereqs
+    from berka_stack import prereqs
 
     jars = tmp_path / "jars" / "spark"
     jars.mkdir(parents=True)
@@ -728,7 +730,7 @@ def test_instance_matches_the_repo_instance_apart_from_storage(
 
 def test_dagster_mysql_user_matches_the_local_stack(instance_yaml: dict[str, Any]) -> None:
     database = instance_yaml["storage"]["mysql"]["mysql_db"]
-    mariadb = (REPO / "berka_assets" / "stack" / "mariadb.py").read_text()
+    mariadb = (REPO / "berka_stack" / "mariadb.py").read_text()
     assert '("dagster", passwords["BERKA_DAGSTER_MYSQL_PASSWORD"], "dagster"' in mariadb
     assert database["username"] == "dagster" and database["db_name"] == "dagster"
 
@@ -753,8 +755,8 @@ def run_init_script(environment: dict[str, str]) -> str:
 
 @pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
 def test_mysql_init_creates_least_privilege_users(monkeypatch: pytest.MonkeyPatch) -> None:
-    from berka_assets.config import MySQLSettings
-    from berka_assets.stack.mariadb import APP_PRIVILEGES
+    from berka_core.config import MySQLSettings
+    from berka_stack.mariadb import APP_PRIVILEGES
 
     config_defaults(monkeypatch)  # a clean environment
     defaults = MySQLSettings()
@@ -793,7 +795,7 @@ def test_mysql_init_follows_renamed_databases_and_refuses_missing_passwords() ->
 def test_mysql_init_files(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from berka_assets.config import MySQLSettings
+    from berka_core.config import MySQLSettings
 
     files = sorted(path.name for path in MYSQL_INIT.iterdir())
     assert files == ["01-databases.sql", "02-users.sh"]
@@ -827,7 +829,7 @@ def app_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     pom = REPO / "jvm" / "spark" / "pom.xml"
     (jars / ".complete").write_text(hashlib.sha256(pom.read_bytes()).hexdigest())
     monkeypatch.setenv("BERKA_VAR_DIR", str(var))
-    from berka_assets.stack import prereqs
+    from berka_stack import prereqs
 
     udf = prereqs.jar_dir("udf")  # as the image has it: built, with its marker
     udf.mkdir(parents=True)
@@ -876,16 +878,16 @@ def test_hive_metastore_command(app_environment: Path) -> None:
 
 
 def test_spark_server_commands_match_the_local_stack(app_environment: Path) -> None:
-    from berka_assets.stack.spark import SparkConnectServer
+    from berka_stack.spark import SparkConnectServer
 
     entrypoint = load_entrypoint()
-    stack_source = (REPO / "berka_assets" / "stack" / "spark.py").read_text()
+    stack_source = (REPO / "berka_stack" / "spark.py").read_text()
     assert entrypoint.THRIFT_MAIN in stack_source
 
     extra = ["--conf", "spark.hadoop.hive.metastore.uris=thrift://hive-metastore:9083"]
     command, health = entrypoint.spark_connect_command(extra)
     # The local stack's driver program, with the functions' jar on the class path.
-    assert command[-1] == str(REPO / "berka_assets" / "stack" / "spark_connect_main.py")
+    assert command[-1] == str(REPO / "berka_stack" / "spark_connect_main.py")
     assert command[-3:-1] == extra
     jars = next(c for c in command if c.startswith("spark.jars=")).split("=", 1)[1].split(",")
     assert jars[0] == str(app_environment / "jars" / "spark" / "mariadb-java-client.jar")
@@ -910,7 +912,7 @@ def test_streaming_job_role_submits_the_job_of_the_repository(
     app_environment: Path, services: dict[str, dict[str, Any]], dockerfile: list[Instruction],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from berka_assets.stack.spark import STREAMING_UI_PORT
+    from berka_stack.spark import STREAMING_UI_PORT
 
     entrypoint = load_entrypoint()
     monkeypatch.setenv("BERKA_STREAMING_ARGS", "--trigger-seconds 1")
@@ -977,7 +979,7 @@ def test_real_clusters_doc_names_only_variables_that_exist() -> None:
 def test_the_udf_jar_is_built_in_the_image_and_marked_as_current(
     dockerfile: list[Instruction], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from berka_assets.stack import prereqs
+    from berka_stack import prereqs
 
     builder = " ".join(i.arguments for i in dockerfile if i.stage == 0 and i.command == "RUN")
     assert "-f jvm/udf/pom.xml" in builder and "/opt/berka/jars/udf/" in builder

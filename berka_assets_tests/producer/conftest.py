@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from berka_assets.config import MySQLSettings, Settings, secret
-from berka_assets.producer.position import TABLE as POSITION_TABLE
-from berka_assets.producer.position import MySQLPositionStore
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_assets.stack.kafka import ensure_topics
+from berka_core.config import MySQLSettings, Settings, secret
+from berka_core.producer.position import TABLE as POSITION_TABLE
+from berka_core.producer.position import MySQLPositionStore
+from berka_stack.kafka import ensure_topics
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
-from berka_assets.producer.delivery import Unsent
-from berka_assets.producer.position import MemoryPositionStore, Position
+from berka_core.producer.delivery import Unsent
+from berka_core.producer.position import MemoryPositionStore, Position
 
 
 class FakeError:

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.berka.generator import generate
-from berka_assets.berka.reader import SeenKeys, TableReader
-from berka_assets.config import Settings
-from berka_assets.producer import blocks
-from berka_assets.producer.columnar import ColumnarEncoder, finish_bodies
-from berka_assets.producer.encoding import encode_record_exact
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MemoryPositionStore
-from berka_assets.producer.replay import run_replay
 from berka_assets_tests.producer.fakes import BytesSource, FakeKafka, FakeProducer
+from berka_core.config import Settings
+from berka_core.dataset.generator import generate
+from berka_core.dataset.reader import SeenKeys, TableReader
+from berka_core.producer import blocks
+from berka_core.producer.columnar import ColumnarEncoder, finish_bodies
+from berka_core.producer.encoding import encode_record_exact
+from berka_core.producer.options import ReplayOptions
+from berka_core.producer.position import MemoryPositionStore
+from berka_core.producer.replay import run_replay
 
 SAMPLE = Path(Settings().data_dir) / "trans_prefix.asc"
 TOPIC, DLQ = "t", "t.dlq"
@@ -76,7 +76,7 @@ def test_a_truncated_last_line_takes_the_exact_path() -> None:
 
 def _run(data: bytes, **options: object) -> tuple[object, FakeProducer]:
     producer = FakeProducer({TOPIC: 3, DLQ: 1}, seed=9)
-    config = ReplayConfig(topic=TOPIC, dlq_topic=DLQ, log_interval_s=60, **options)  # type: ignore[arg-type]
+    config = ReplayOptions(topic=TOPIC, dlq_topic=DLQ, log_interval_s=60, **options)  # type: ignore[arg-type]
     result = run_replay(config, kafka=FakeKafka(producer), source=BytesSource(data),
                         positions=MemoryPositionStore())
     return result, producer

@@ -10,11 +10,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from berka_assets.berka.reader import RejectedRow, TableReader
-from berka_assets.config import Settings
-from berka_assets.messages import trans_message
-from berka_assets.producer import encoding
-from berka_assets.producer.encoding import (
+from berka_core.config import Settings
+from berka_core.dataset.reader import RejectedRow, TableReader
+from berka_core.messages import trans_message
+from berka_core.producer import encoding
+from berka_core.producer.encoding import (
     choose_encoder,
     dlq_message,
     encode_record,

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from berka_assets.producer.pacing import Pacer, day_offsets, interarrival_times
+from berka_core.producer.pacing import Pacer, day_offsets, interarrival_times
 
 
 def _dated(dates: list[dt.date]) -> list[tuple[int, dt.date | None]]:

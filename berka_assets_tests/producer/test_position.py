@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from berka_assets.producer.position import TABLE, MySQLPositionStore, Position
 from berka_assets.resources.mysql import MySQLResource
+from berka_core.producer.position import TABLE, MySQLPositionStore, Position
 
 pytestmark = pytest.mark.integration
 

@@ -19,17 +19,17 @@ import jsonschema
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from berka_assets.berka.reader import TableReader
-from berka_assets.config import REPO_ROOT, Settings
-from berka_assets.messages import trans_message
-from berka_assets.producer.encoding import encode_record_exact
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MySQLPositionStore
-from berka_assets.producer.replay import ReplayResult, run_replay
 from berka_assets.resources.berka_source import BerkaSourceResource, upload_folder
 from berka_assets.resources.kafka import KafkaResource
-from berka_assets.stack.s3 import local_s3_endpoint
 from berka_assets_tests.producer.conftest import Topics, consume_all
+from berka_core.config import REPO_ROOT, Settings
+from berka_core.dataset.reader import TableReader
+from berka_core.messages import trans_message
+from berka_core.producer.encoding import encode_record_exact
+from berka_core.producer.options import ReplayOptions
+from berka_core.producer.position import MySQLPositionStore
+from berka_core.producer.replay import ReplayResult, run_replay
+from berka_stack.s3 import local_s3_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +47,9 @@ def _folder(folder: Path = SAMPLE_DIR) -> BerkaSourceResource:
     return BerkaSourceResource(kind="folder", folder=str(folder), s3=_s3())
 
 
-def _options(topics: Topics, **values: object) -> ReplayConfig:
+def _options(topics: Topics, **values: object) -> ReplayOptions:
     defaults: dict[str, object] = {"pacing": "full", "start": "beginning", "log_interval_s": 1}
-    return ReplayConfig(topic=topics.topic, dlq_topic=topics.dlq,
+    return ReplayOptions(topic=topics.topic, dlq_topic=topics.dlq,
                         **(defaults | values))  # type: ignore[arg-type]
 
 
@@ -174,7 +174,7 @@ def test_s3_source_gives_the_same_messages_as_the_folder(
 def test_sigterm_stops_the_cli_gracefully(
     topics: Topics, positions: MySQLPositionStore
 ) -> None:
-    command = [sys.executable, "-m", "berka_assets.producer.cli", "--topic", topics.topic,
+    command = [sys.executable, "-m", "berka_assets.replay_cli", "--topic", topics.topic,
                "--dlq-topic", topics.dlq, "--pacing", "rate", "--rate", "400",
                "--start", "beginning", "--log-interval-s", "0.5", "--json", "--no-progress"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE,
@@ -207,7 +207,7 @@ def test_sigterm_stops_the_cli_gracefully(
 def test_unreachable_broker_is_a_clear_error_in_bounded_time(
     stack: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from berka_assets.producer.cli import main
+    from berka_assets.replay_cli import main
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -9,23 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.berka.reader import TableReader
-from berka_assets.config import Settings
-from berka_assets.producer import reading
-from berka_assets.producer.encoding import encode_record_exact
-from berka_assets.producer.options import ReplayConfig
-from berka_assets.producer.position import MemoryPositionStore, Position
-from berka_assets.producer.replay import (
-    DeliveryFailedError,
-    PositionMismatchError,
-    StopRequest,
-    run_replay,
-)
 from berka_assets_tests.producer.fakes import (
     BytesSource,
     CheckingStore,
     FakeKafka,
     FakeProducer,
+)
+from berka_core.config import Settings
+from berka_core.dataset.reader import TableReader
+from berka_core.producer import reading
+from berka_core.producer.encoding import encode_record_exact
+from berka_core.producer.options import ReplayOptions
+from berka_core.producer.position import MemoryPositionStore, Position
+from berka_core.producer.replay import (
+    DeliveryFailedError,
+    PositionMismatchError,
+    StopRequest,
+    run_replay,
 )
 
 SAMPLE = Path(Settings().data_dir) / "trans_prefix.asc"
@@ -49,12 +49,12 @@ def _line_of(data: bytes) -> dict[int, int]:
     return {record["trans_id"]: reader.line_number for record in reader}
 
 
-def _options(**values: object) -> ReplayConfig:
+def _options(**values: object) -> ReplayOptions:
     defaults: dict[str, object] = {"pacing": "full", "log_interval_s": 60}
-    return ReplayConfig(topic=TOPIC, dlq_topic=DLQ, **(defaults | values))  # type: ignore[arg-type]
+    return ReplayOptions(topic=TOPIC, dlq_topic=DLQ, **(defaults | values))  # type: ignore[arg-type]
 
 
-def _replay(data: bytes, options: ReplayConfig, producer: FakeProducer,
+def _replay(data: bytes, options: ReplayOptions, producer: FakeProducer,
             store: MemoryPositionStore, stop: StopRequest | None = None):
     return run_replay(options, kafka=FakeKafka(producer), source=BytesSource(data),
                       positions=store, stop=stop)
@@ -279,7 +279,7 @@ def test_zero_limit_sends_nothing(lines: list[bytes]) -> None:
 
 
 def test_missing_topic_is_a_clear_error(lines: list[bytes]) -> None:
-    from berka_assets.producer.replay import TopicNotFoundError
+    from berka_core.producer.replay import TopicNotFoundError
 
     with pytest.raises(TopicNotFoundError, match=r"'t\.dlq' is not available"):
         _replay(_data(lines), _options(), FakeProducer({TOPIC: 3}), MemoryPositionStore())
@@ -291,7 +291,7 @@ def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="after"):
         _options(date_from="1994-01-01", date_to="1993-01-01").validate_options()
     with pytest.raises(ValueError, match="both"):
-        ReplayConfig(topic="x", dlq_topic="x").validate_options()
+        ReplayOptions(topic="x", dlq_topic="x").validate_options()
     assert _options().producer_overrides()["compression.type"] == "lz4"
     assert _options(producer_config={"linger.ms": "1"}).producer_overrides()["linger.ms"] == "1"
 
@@ -322,7 +322,7 @@ def test_historical_pacing_spreads_days(lines: list[bytes]) -> None:
 
 
 def test_cli_flags_map_to_the_config() -> None:
-    from berka_assets.producer.cli import build_parser, parse_options
+    from berka_assets.replay_cli import build_parser, parse_options
 
     parser = build_parser()
     options, args = parse_options(parser, [
@@ -333,9 +333,9 @@ def test_cli_flags_map_to_the_config() -> None:
     assert (options.topic, options.pacing, options.speedup, options.max_messages) == (
         "x", "historical", 1000.0, 5)
     assert options.producer_config == {"linger.ms": "1", "acks": "all"}
-    assert options.rate == ReplayConfig().rate  # unset flags keep the config's defaults
+    assert options.rate == ReplayOptions().rate  # unset flags keep the config's defaults
     assert (args.source, args.bucket) == ("s3", "b")
-    every_field = {f"--{name.replace('_', '-')}" for name in ReplayConfig.model_fields}
+    every_field = {f"--{name.replace('_', '-')}" for name in ReplayOptions.model_fields}
     assert every_field <= set(parser._option_string_actions)
     with pytest.raises(SystemExit):
         parse_options(parser, ["--date-from", "yesterday"])
@@ -345,7 +345,7 @@ def test_full_speed_loop_makes_no_reference_cycles(lines: list[bytes]) -> None:
     # The full-speed loop pauses the cyclic GC: rows must leave no cyclic garbage behind.
     import gc
 
-    from berka_assets.producer.delivery import Entry
+    from berka_core.producer.delivery import Entry
 
     gc.collect()
     gc.disable()

@@ -11,9 +11,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from berka_assets.config import Settings
 from berka_assets.resources import berka_source
-from berka_assets.stack.s3 import local_s3_endpoint
+from berka_core.config import Settings
+from berka_stack.s3 import local_s3_endpoint
 
 
 @pytest.fixture(autouse=True)

@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from berka_assets.config import Settings
-from berka_assets.spark_jobs import jvm_functions
-from berka_assets.spark_jobs.jvm_functions import (
+from berka_core.config import Settings
+from berka_core.spark_jobs import jvm_functions
+from berka_core.spark_jobs.jvm_functions import (
     PARSE_TRANS_MESSAGE,
     JvmFunctionsError,
     file_sha256,
     loaded_jar_sha256,
     register_jvm_functions,
 )
-from berka_assets.stack import prereqs
-from berka_assets.stack.process import port_open
-from berka_assets.stack.spark import spark_env, spark_submit
+from berka_stack import prereqs
+from berka_stack.process import port_open
+from berka_stack.spark import spark_env, spark_submit
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from berka_assets.stack import process
 from berka_assets_tests.second_stack import PORTS, berka_stack, isolated_env
+from berka_stack import process
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +39,8 @@ _DATA = """
 import sys
 from confluent_kafka import Consumer, Producer
 from pyspark.sql import SparkSession
-from berka_assets.config import load_secrets_into_environment, load_settings
-from berka_assets.stack.kafka import ensure_topics
+from berka_core.config import load_secrets_into_environment, load_settings
+from berka_stack.kafka import ensure_topics
 
 load_secrets_into_environment()
 settings = load_settings()

@@ -1,4 +1,4 @@
-"""The psutil-based process helpers of berka_assets.stack.process and berka_assets.ui.dev, on
+"""The psutil-based process helpers of berka_stack.process and berka_stack.dev, on
 real child processes (`sleep`), without any server."""
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from berka_assets.stack import process
-from berka_assets.ui import dev
+from berka_stack import dev, process
 
 Spawn = Callable[..., subprocess.Popen]
 

@@ -8,9 +8,9 @@ import uuid
 import pymysql
 import pytest
 
-from berka_assets.config import Settings, secret
 from berka_assets.resources.kafka import KafkaResource
-from berka_assets.stack.kafka import ensure_topics
+from berka_core.config import Settings, secret
+from berka_stack.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_application_user_cannot_touch_the_metastore(stack: Settings) -> None:
 def test_s3_server_round_trip(stack: Settings) -> None:
     import boto3
 
-    from berka_assets.stack.s3 import local_s3_endpoint
+    from berka_stack.s3 import local_s3_endpoint
 
     client = boto3.client("s3", endpoint_url=local_s3_endpoint(), region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="test")
@@ -117,7 +117,7 @@ def _venv_env() -> dict[str, str]:
 
 
 def test_wipe_removes_the_pipelines_local_state_and_nothing_outside_var(tmp_path) -> None:
-    from berka_assets.stack.cli import LOCAL_STATE, wipe_local_state
+    from berka_stack.cli import LOCAL_STATE, wipe_local_state
 
     var, elsewhere = tmp_path / "var", tmp_path / "elsewhere"
     for name in (*LOCAL_STATE, "jars"):

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
-from berka_assets.config import Settings
 from berka_assets.resources.hive import HiveResource
 from berka_assets.resources.kafka import KafkaResource
-from berka_assets.spark_jobs.kafka_source import OffsetRange, offset_options, read_offset_ranges
-from berka_assets.stack import process
-from berka_assets.stack.kafka import ensure_topics
-from berka_assets.stack.spark import spark_env
+from berka_core.config import Settings
+from berka_core.spark_jobs.kafka_source import OffsetRange, offset_options, read_offset_ranges
+from berka_stack import process
+from berka_stack.kafka import ensure_topics
+from berka_stack.spark import spark_env
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def _os_environ() -> dict[str, str]:
 def test_metastore_survives_a_mariadb_restart(stack: Settings, spark: SparkSession) -> None:
     # The metastore pools keep connections a restart closed; its next DDL must still work
     # (it failed with "socket was closed by server" before the driver reconnected them).
-    from berka_assets.stack.mariadb import MariaDB
+    from berka_stack.mariadb import MariaDB
 
     database = f"berka_test_restart_{uuid.uuid4().hex[:8]}"
     spark.sql(f"CREATE DATABASE {database}")

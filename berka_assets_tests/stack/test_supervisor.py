@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.stack import cli, process, supervisor
-from berka_assets.stack.s3 import S3Server
+from berka_stack import cli, process, supervisor
+from berka_stack.s3 import S3Server
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from berka_assets.config import Settings
+from berka_core.config import Settings
 
 
 @pytest.fixture(scope="session")

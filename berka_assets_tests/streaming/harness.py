@@ -17,18 +17,18 @@ from pyspark.sql import SparkSession
 
 from berka_assets.assets.reference import reference_tables
 from berka_assets.assets.streaming import TREND_TABLES, microbatch, microbatch_job
-from berka_assets.berka.reader import read_table
-from berka_assets.config import Settings, secret
 from berka_assets.definitions import build_resources
-from berka_assets.messages import trans_message
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.sensors.kafka_offsets import build_kafka_sensor
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.jvm_functions import register_jvm_functions
-from berka_assets.spark_jobs.ledger import BatchLedger
-from berka_assets.stack.kafka import ensure_topics
+from berka_core.config import Settings, secret
+from berka_core.dataset.reader import read_table
+from berka_core.messages import trans_message
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.jvm_functions import register_jvm_functions
+from berka_core.spark_jobs.ledger import BatchLedger
+from berka_stack.kafka import ensure_topics
 
 
 def spark_session(settings: Settings) -> SparkSession:

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.config import Settings
-from berka_assets.stack.spark import SparkConnectServer
-from berka_assets.ui.dev import INSTANCE_CONFIG, DagsterDev
 from berka_assets_tests import independent
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import (
@@ -24,6 +21,9 @@ from berka_assets_tests.streaming.harness import (
     spark_session,
 )
 from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS
+from berka_core.config import Settings
+from berka_stack.dev import INSTANCE_CONFIG, DagsterDev
+from berka_stack.spark import SparkConnectServer
 
 pytestmark = pytest.mark.integration
 

@@ -17,17 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from berka_assets import transformations as T
 from berka_assets.assets.streaming import microbatch_run_config
-from berka_assets.berka.reader import read_table
-from berka_assets.config import REPO_ROOT, Settings
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.microbatch import WRITE_ENRICHED, WRITE_WITH_QUARANTINE
-from berka_assets.stack import process
-from berka_assets.stack.kafka import Kafka
-from berka_assets.stack.mariadb import MariaDB
-from berka_assets.stack.spark import SparkConnectServer
 from berka_assets_tests import independent
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import (
@@ -37,6 +27,16 @@ from berka_assets_tests.streaming.harness import (
     reset_spark_client,
     spark_session,
 )
+from berka_core import transformations as T
+from berka_core.config import REPO_ROOT, Settings
+from berka_core.dataset.reader import read_table
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.kafka_source import OffsetRange
+from berka_core.spark_jobs.microbatch import WRITE_ENRICHED, WRITE_WITH_QUARANTINE
+from berka_stack import process
+from berka_stack.kafka import Kafka
+from berka_stack.mariadb import MariaDB
+from berka_stack.spark import SparkConnectServer
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def test_rerun_of_a_finished_run_and_duplicate_ticks_change_nothing(
 def test_synthetic_set_trends_equal_independent_computation(
     stack: Settings, tmp_path: Path
 ) -> None:
-    from berka_assets.berka.generator import generate
+    from berka_core.dataset.generator import generate
 
     generate(scale=0.01, seed=7, out=tmp_path)
     # One run per tick over all partitions, the low-latency mode of the sensor.

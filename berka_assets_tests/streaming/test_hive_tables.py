@@ -9,11 +9,11 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from berka_assets import transformations as T
-from berka_assets.config import Settings
-from berka_assets.spark_jobs import hive_tables
-from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets_tests.streaming.harness import spark_session
+from berka_core import transformations as T
+from berka_core.config import Settings
+from berka_core.spark_jobs import hive_tables
+from berka_core.spark_jobs.hive_tables import HiveTables
 
 pytestmark = pytest.mark.integration
 

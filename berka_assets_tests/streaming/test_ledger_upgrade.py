@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from berka_assets.config import Settings, secret
 from berka_assets.resources.mysql import MySQLResource
-from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit
+from berka_core.config import Settings, secret
+from berka_core.spark_jobs.kafka_source import OffsetRange
+from berka_core.spark_jobs.ledger import BatchLedger, PartitionCommit
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.config import REPO_ROOT, Settings
-from berka_assets.spark_jobs.hive_tables import HiveTables
 from berka_assets_tests import independent
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
 from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS
+from berka_core.config import REPO_ROOT, Settings
+from berka_core.spark_jobs.hive_tables import HiveTables
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from berka_assets.config import REPO_ROOT, Settings
-from berka_assets.messages import trans_message
-from berka_assets.spark_jobs.jvm_functions import PARSE_TRANS_MESSAGE
 from berka_assets_tests.streaming.harness import spark_session
+from berka_core.config import REPO_ROOT, Settings
+from berka_core.messages import trans_message
+from berka_core.spark_jobs.jvm_functions import PARSE_TRANS_MESSAGE
 
 GOOD = {"schema_version": 1, "trans_id": 7, "account_id": 1, "date": "1995-03-24",
         "type": "PRIJEM", "operation": "VKLAD", "amount": "1000.00", "balance": "1000.00",

@@ -14,10 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.config import Settings
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.stack import process
-from berka_assets.stack.spark import SparkConnectServer
 from berka_assets_tests import independent
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, reset_spark_client, spark_session
@@ -29,6 +25,10 @@ from berka_assets_tests.streaming.test_exactly_once import (
     _wait_for_write,
 )
 from berka_assets_tests.streaming.test_streaming_job import StreamRun
+from berka_core.config import Settings
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_stack import process
+from berka_stack.spark import SparkConnectServer
 
 pytestmark = pytest.mark.integration
 

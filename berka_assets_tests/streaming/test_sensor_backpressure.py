@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from berka_assets.assets.streaming import MICROBATCH_TAG, microbatch_run_config
-from berka_assets.config import REPO_ROOT, Settings
-from berka_assets.spark_jobs.kafka_source import OffsetRange
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline
+from berka_core.config import REPO_ROOT, Settings
+from berka_core.spark_jobs.kafka_source import OffsetRange
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +44,10 @@ def test_new_offsets_wait_for_the_run_in_flight_then_go_into_one_run(stack: Sett
 
 def test_a_commit_whose_trends_were_never_written_gets_a_trends_only_run(stack) -> None:
     """A run stopped between its ledger commit and its trends; no new data arrives after it."""
-    from berka_assets.spark_jobs.hive_tables import HiveTables
     from berka_assets_tests import independent
     from berka_assets_tests.streaming.harness import as_plain, spark_session
     from berka_assets_tests.streaming.test_exactly_once import SAMPLE_TRANS
+    from berka_core.spark_jobs.hive_tables import HiveTables
 
     pipeline = Pipeline(stack, SAMPLE, max_records=5_000, run_per="tick")
     sent = pipeline.produce_file(SAMPLE_TRANS, limit=600)

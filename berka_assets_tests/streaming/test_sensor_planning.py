@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from berka_assets.clients.kafka import PartitionOffsets
-from berka_assets.offset_planning import group_runs, plan_ranges, run_key
-from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_core.clients.kafka import PartitionOffsets
+from berka_core.offset_planning import group_runs, plan_ranges, run_key
+from berka_core.spark_jobs.kafka_source import OffsetRange
 
 PARTITIONS = [PartitionOffsets(0, 0, 250), PartitionOffsets(1, 10, 40), PartitionOffsets(2, 0, 0)]
 
@@ -41,7 +41,7 @@ def test_run_keys_and_grouping() -> None:
 
 
 def test_catch_up_takes_one_bounded_range_per_partition_from_the_frontier() -> None:
-    from berka_assets.offset_planning import catch_up_ranges
+    from berka_core.offset_planning import catch_up_ranges
 
     assert catch_up_ranges("trans", {0: 20}, PARTITIONS, max_records=100) == [
         OffsetRange("trans", 0, 20, 120), OffsetRange("trans", 1, 10, 40),
@@ -53,7 +53,7 @@ def test_catch_up_takes_one_bounded_range_per_partition_from_the_frontier() -> N
 
 
 def test_reconcile_plans_from_the_frontier_and_replans_failed_runs_after_a_backoff() -> None:
-    from berka_assets.offset_planning import SensorCursor, reconcile
+    from berka_core.offset_planning import SensorCursor, reconcile
 
     partitions = [PartitionOffsets(0, 0, 250), PartitionOffsets(1, 0, 40)]
     # All scheduled offsets committed: continue at the frontier, nothing to say.
@@ -72,7 +72,7 @@ def test_reconcile_plans_from_the_frontier_and_replans_failed_runs_after_a_backo
 
 
 def test_reconcile_repairs_a_cursor_above_a_recreated_topic_and_says_so() -> None:
-    from berka_assets.offset_planning import SensorCursor, reconcile
+    from berka_core.offset_planning import SensorCursor, reconcile
 
     recreated = [PartitionOffsets(0, 0, 300)]
     # A wipe emptied the ledger, the sensor kept its cursor of the old topic (5,000).
@@ -88,7 +88,7 @@ def test_reconcile_repairs_a_cursor_above_a_recreated_topic_and_says_so() -> Non
 
 
 def test_cursor_reads_the_flat_cursor_of_earlier_releases() -> None:
-    from berka_assets.offset_planning import SensorCursor
+    from berka_core.offset_planning import SensorCursor
 
     assert SensorCursor.parse('{"0": 5, "2": 7}') == SensorCursor({0: 5, 2: 7})
     cursor = SensorCursor({0: 5}, replans=2, replanned_at=12.5)

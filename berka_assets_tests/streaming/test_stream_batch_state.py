@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from berka_assets.berka.reader import SeenKeys
-from berka_assets.spark_jobs.kafka_source import OffsetRange
+from berka_core.dataset.reader import SeenKeys
+from berka_core.spark_jobs.kafka_source import OffsetRange
 from spark_streaming.stream_batch import requested_ranges
 
 

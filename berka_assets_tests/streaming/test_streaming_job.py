@@ -12,14 +12,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from berka_assets.config import REPO_ROOT, Settings
 from berka_assets.sensors.streaming_health import build_streaming_health_sensor
-from berka_assets.spark_jobs.hive_tables import HiveTables
-from berka_assets.spark_jobs.ledger import WriterConflict
-from berka_assets.stack import process
-from berka_assets.stack.spark import StreamingJob
 from berka_assets_tests import independent
 from berka_assets_tests.streaming.harness import Pipeline, as_plain, encode, spark_session
+from berka_core.config import REPO_ROOT, Settings
+from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.ledger import WriterConflict
+from berka_stack import process
+from berka_stack.spark import StreamingJob
 
 pytestmark = pytest.mark.integration
 

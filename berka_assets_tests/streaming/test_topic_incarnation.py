@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.config import Settings
-from berka_assets.spark_jobs.kafka_source import OffsetRange
-from berka_assets.spark_jobs.ledger import BatchLedger, PartitionCommit, archived_topic
-from berka_assets.stack.kafka import ensure_topics
-from berka_assets.ui.dev import DagsterDev
 from berka_assets_tests import independent
 from berka_assets_tests.independent import first_trans_ids
 from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_session
 from berka_assets_tests.streaming.test_daemon_microbatches import _caught_up, _wait
 from berka_assets_tests.streaming.test_exactly_once import SAMPLE, SAMPLE_TRANS
+from berka_core.config import Settings
+from berka_core.spark_jobs.kafka_source import OffsetRange
+from berka_core.spark_jobs.ledger import BatchLedger, PartitionCommit, archived_topic
+from berka_stack.dev import DagsterDev
+from berka_stack.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from berka_assets import transformations as T
-from berka_assets.config import Settings
-from berka_assets.messages import trans_message
 from berka_assets_tests.streaming.harness import spark_session
+from berka_core import transformations as T
+from berka_core.config import Settings
+from berka_core.messages import trans_message
 
 # account 1: owner client 10 (F, born 1960-06-15), district 7; account 2: owner born on
 # 29 February 1952; account 3: a DISPONENT only, so no owner; account 4 does not exist.

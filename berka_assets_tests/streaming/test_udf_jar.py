@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from berka_assets.spark_jobs import udf_jar
+from berka_core.spark_jobs import udf_jar
 
 
 def test_a_missing_or_stale_jar_names_the_command(

@@ -1,5 +1,5 @@
 -- Run once by the mysql image on an empty data volume (/docker-entrypoint-initdb.d).
--- The same databases as the local stack (berka_assets/stack/mariadb.py) under their default names;
+-- The same databases as the local stack (berka_stack/mariadb.py) under their default names;
 -- 02-users.sh creates them again under BERKA_MYSQL_DATABASE / BERKA_METASTORE_DATABASE if those
 -- are set to other names. No credentials here: users and passwords are made from the environment.
 CREATE DATABASE IF NOT EXISTS `berka` CHARACTER SET utf8mb4;

@@ -2,7 +2,7 @@
 # 01-databases.sql: `docker_process_sql` runs SQL as root over the local socket.
 # One least-privilege user per database, each with its password from the environment (docker/.env
 # through docker-compose.yml); nothing secret is written in this file.
-# Keep the privileges in step with berka_assets/stack/mariadb.py (the local stack).
+# Keep the privileges in step with berka_stack/mariadb.py (the local stack).
 
 _berka_quote() { # a value inside single quotes in SQL (backslashes are escapes there too)
 	local value="${1//\\/\\\\}"

@@ -33,7 +33,7 @@ public final class ParseTransMessage implements UDF1<byte[], Row> {
 
   private enum Kind { INT, LONG, STRING }
 
-  // berka_assets.messages.trans_message.FIELDS, in order (a test checks that they agree).
+  // berka_core.messages.trans_message.FIELDS, in order (a test checks that they agree).
   static final String[] FIELDS = {
     "schema_version", "trans_id", "account_id", "date", "type", "operation", "amount",
     "balance", "k_symbol", "bank", "account", "event_date", "sent_at_ms",

@@ -1,1 +1,0 @@
-"""The Dagster UI of the project: `berka-dev` (`make dev`) and the helper tests use to drive it."""

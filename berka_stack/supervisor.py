@@ -1,0 +1,125 @@
+"""`berka-stack watch`: bring back a service of the local stack that died or stopped answering.
+
+In production systemd (`Restart=on-failure`) or a Kubernetes liveness probe does this; locally
+the watcher does the same for the services it was given, so that a crash (`kill -9`, an out of
+memory kill) is repaired without a person. A service stopped on purpose with `berka-stack down`
+is held (a marker under var/run) and left alone until `berka-stack up` starts it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from berka_stack import process
+from berka_stack.service import Service
+
+
+def _hold_marker(name: str):
+    return process.run_dir() / f"{name}.held"
+
+
+def hold(name: str) -> None:
+    """Stopped on purpose: the watcher must not restart it."""
+    _hold_marker(name).touch()
+
+
+def release(name: str) -> None:
+    _hold_marker(name).unlink(missing_ok=True)
+
+
+def held(name: str) -> bool:
+    return _hold_marker(name).exists()
+
+
+@dataclass
+class Recovery:
+    """One restart: why, when, and how long until the service answered again."""
+
+    service: str
+    reason: str
+    detected_at: float  # epoch seconds
+    seconds: float | None = None  # None while it failed to come back
+    error: str = ""
+
+
+@dataclass
+class _Watched:
+    service: Service
+    unhealthy_since: float | None = None
+    retry_at: float = 0.0
+    backoff: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    """Checks every `interval` seconds; restarts a service whose process is gone, or whose
+    process runs but has not answered its health check for `unhealthy_after` seconds (hung)."""
+
+    services: list[Service]
+    interval: float = 2.0
+    unhealthy_after: float = 60.0
+    echo: Callable[[str], None] = print
+    recoveries: list[Recovery] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._watched = [_Watched(service) for service in self.services]
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        names = ", ".join(service.name for service in self.services)
+        self._say(f"watching {names} every {self.interval:g} s")
+        while not stop.wait(self.interval):
+            self.check_once()
+
+    def check_once(self) -> list[Recovery]:
+        done = []
+        for watched in self._watched:
+            reason = self._needs_restart(watched)
+            if reason and time.monotonic() >= watched.retry_at:
+                done.append(self._restart(watched, reason))
+        return done
+
+    def _needs_restart(self, watched: _Watched) -> str:
+        service = watched.service
+        if held(service.name):
+            watched.unhealthy_since = None
+            return ""
+        if service.pid() is None:
+            return "its process is gone"
+        if service.answers():
+            watched.unhealthy_since = None
+            return ""
+        now = time.monotonic()
+        watched.unhealthy_since = watched.unhealthy_since or now
+        if now - watched.unhealthy_since >= self.unhealthy_after:
+            return f"no answer for {now - watched.unhealthy_since:.0f} s"
+        return ""
+
+    def _restart(self, watched: _Watched, reason: str) -> Recovery:
+        service = watched.service
+        recovery = Recovery(service.name, reason, time.time())
+        self._say(f"{service.name}: {reason}; restarting")
+        started = time.monotonic()
+        try:
+            if service.pid() is not None:  # hung: nothing graceful can be expected of it
+                service.kill()
+            service.start()
+        except Exception as error:  # noqa: BLE001 - keep watching; try again after a back-off
+            watched.backoff = min(60.0, max(2.0, watched.backoff * 2))
+            watched.retry_at = time.monotonic() + watched.backoff
+            recovery.error = str(error).splitlines()[0][:300] if str(error) else repr(error)
+            self._say(f"{service.name}: restart failed ({recovery.error}); "
+                      f"next try in {watched.backoff:.0f} s")
+        else:
+            watched.backoff, watched.unhealthy_since = 0.0, None
+            recovery.seconds = time.monotonic() - started
+            self._say(f"{service.name}: back in {recovery.seconds:.1f} s")
+        self.recoveries.append(recovery)
+        return recovery
+
+    def _say(self, text: str) -> None:
+        self.echo(f"{dt.datetime.now():%Y-%m-%d %H:%M:%S} watch: {text}")
