@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import psutil
+from common import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,21 +60,8 @@ def _child(scale: float, seed: int) -> None:
         )
 
 
-def _cpu_model() -> str:
-    """The CPU's model name. psutil has none to offer; on Linux platform.processor() is at best
-    the architecture, so there (Linux only) the name is read from /proc/cpuinfo instead."""
-    if sys.platform.startswith("linux"):
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-    return platform.processor() or "unknown CPU"
-
-
 def _machine() -> str:
-    return f"{_cpu_model()}, {psutil.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{cpu_model()}, {psutil.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
+from common import cpu_model
 
 if TYPE_CHECKING:
     from berka_core.producer.options import ReplayOptions
@@ -44,24 +45,10 @@ sys.path.insert(0, str(REPO))
 FULL_TRANS_ROWS = 1_056_320  # rows of the real file, ~ the generator's scale 1
 
 
-def _cpu_model() -> str:
-    """The CPU's model name. psutil has none to offer; on Linux platform.processor() is at best
-    the architecture, so there (Linux only) the name is read from /proc/cpuinfo instead."""
-    if sys.platform.startswith("linux"):
-        try:
-            with open("/proc/cpuinfo") as handle:
-                for line in handle:
-                    if line.startswith("model name"):
-                        return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-    return platform.processor() or "unknown CPU"
-
-
 def _machine() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{platform.system()} {platform.machine()}, {psutil.cpu_count()} cores "
-            f"({_cpu_model()}), Python {platform.python_version()}, load average {load}")
+            f"({cpu_model()}), Python {platform.python_version()}, load average {load}")
 
 
 def _java_perf(topic: str, rows: int, record_size: int, props: dict[str, object],
@@ -146,7 +133,7 @@ def _breakdown(trans: Path, rows: int, options: ReplayOptions, bootstrap: str,
             "produce_msgs_per_s": round(produce_rate)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_060_000)
     parser.add_argument("--seed", type=int, default=0)
@@ -155,41 +142,109 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--producer-config", action="append", default=[], metavar="KEY=VALUE",
                         help="extra replay producer properties")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _generate(folder: str, wanted: int, seed: int) -> tuple[Path, int]:
+    """Synthetic data in `folder`; its trans file and how many of its rows to replay."""
+    from berka_core.dataset.generator import generate
+
+    scale = wanted / FULL_TRANS_ROWS * 1.02  # the generator's count varies a little
+    generated = generate(folder, scale=scale, seed=seed)
+    rows = min(wanted, generated.rows["trans"])
+    trans = Path(folder) / "trans.asc"
+    mib = trans.stat().st_size / 2**20
+    print(f"data: {generated.rows['trans']:,} synthetic trans rows ({mib:.0f} MiB) "
+          f"generated in {generated.seconds:.1f} s; replaying {rows:,}")
+    return trans, rows
+
+
+def _sample_payloads(trans: Path, payload_file: Path) -> float:
+    """Write real messages to `payload_file` for the Java tool; their average size."""
+    from berka_core.dataset.reader import TableReader
+    from berka_core.producer.encoding import encode_record
+
+    sample = []
+    for record in TableReader(trans, "trans"):
+        sample.append(encode_record(record, int(time.time() * 1000)))
+        if len(sample) == 20_000:
+            break
+    payload_file.write_bytes(b"\n".join(sample) + b"\n")
+    return sum(map(len, sample)) / len(sample)
+
+
+def _replay(folder: str, rows: int, value_size: float, options: ReplayOptions,
+            extra: dict[str, str]) -> tuple[float, dict[str, object]]:
+    """The replay at full speed, timed; its msgs/s and the report's replay figures."""
     from berka_assets.resources.berka_source import BerkaSourceResource
     from berka_assets.resources.kafka import KafkaResource
     from berka_assets.resources.s3 import s3_resource
-    from berka_core.config import KafkaSettings
-    from berka_core.dataset.generator import generate
-    from berka_core.dataset.reader import TableReader
-    from berka_core.producer.encoding import encode_record
-    from berka_core.producer.options import ReplayOptions
     from berka_core.producer.position import MemoryPositionStore
     from berka_core.producer.replay import run_replay
+
+    source = BerkaSourceResource(kind="folder", folder=folder, s3=s3_resource())
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    result = run_replay(options, kafka=KafkaResource(), source=source,
+                        positions=MemoryPositionStore())
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    assert result.ok and result.delivered == rows, result.summary()
+    replay_rate = rows / seconds
+    replay_mb = replay_rate * value_size / 1e6
+    print(f"\nreplay (Python, {options.compression}, linger.ms={options.linger_ms}, "
+          f"batch.size={options.batch_size}{', ' + str(extra) if extra else ''}):")
+    print(f"  {rows:,} messages in {seconds:.2f} s = {replay_rate:,.0f} msgs/s, "
+          f"{replay_mb:.1f} MB/s of values (avg {value_size:.0f} B), process CPU "
+          f"{cpu:.1f} s ({cpu / seconds:.0%} of one core incl. librdkafka threads)")
+    return replay_rate, {"rows": rows, "value_bytes": round(value_size, 1),
+                         "replay_msgs_per_s": round(replay_rate),
+                         "replay_mb_per_s": round(replay_mb, 2)}
+
+
+def _java_comparison(bootstrap: str, partitions: int, rows: int, value_size: float,
+                     options: ReplayOptions, payload_file: Path, replay_rate: float,
+                     created: list[str]) -> dict[str, object]:
+    """ProducerPerformance as specified and with the replay's settings; the report's ratios."""
+    from berka_stack.kafka import ensure_topics
+
+    base = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": "true"}
+    tuned = base | {"compression.type": options.compression,
+                    "linger.ms": options.linger_ms, "batch.size": options.batch_size}
+    runs = (("as specified (random letters, default batching)", base, None),
+            ("same settings and payloads as the replay", tuned, payload_file))
+    print("\nKafka ProducerPerformance (Java), same broker, "
+          f"--record-size {round(value_size)}:")
+    report: dict[str, object] = {}
+    for label, props, payloads in runs:
+        topic = f"bench-java-{uuid.uuid4().hex[:8]}"
+        ensure_topics(bootstrap, {topic: partitions})
+        created.append(topic)
+        java = _java_perf(topic, rows, round(value_size), props, payloads)
+        ratio = replay_rate / java["msgs_per_s"]
+        print(f"  {label}: {java['msgs_per_s']:,.0f} msgs/s, {java['mb_per_s']:.1f} "
+              f"MB/s -> replay / java = {ratio:.2f}x")
+        report[f"java_{'tuned' if payloads else 'spec'}_msgs_per_s"] = round(
+            java["msgs_per_s"])
+        report[f"ratio_vs_java_{'tuned' if payloads else 'spec'}"] = round(ratio, 3)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+
+    from berka_core.config import KafkaSettings
+    from berka_core.producer.options import ReplayOptions
     from berka_stack.kafka import ensure_topics
 
     bootstrap = KafkaSettings().bootstrap_servers
     print(f"machine: {_machine()}")
     print(f"broker: {bootstrap} (same machine), {args.partitions} partitions per topic")
     with tempfile.TemporaryDirectory(prefix="bench_producer_") as folder:
-        scale = args.rows / FULL_TRANS_ROWS * 1.02  # the generator's count varies a little
-        generated = generate(folder, scale=scale, seed=args.seed)
-        rows = min(args.rows, generated.rows["trans"])
-        trans = Path(folder) / "trans.asc"
-        mib = trans.stat().st_size / 2**20
-        print(f"data: {generated.rows['trans']:,} synthetic trans rows ({mib:.0f} MiB) "
-              f"generated in {generated.seconds:.1f} s; replaying {rows:,}")
-
+        trans, rows = _generate(folder, args.rows, args.seed)
         # Message sizes, and a payload file of real messages for the Java tool.
-        sample = []
-        for record in TableReader(trans, "trans"):
-            sample.append(encode_record(record, int(time.time() * 1000)))
-            if len(sample) == 20_000:
-                break
-        value_size = sum(map(len, sample)) / len(sample)
         payload_file = Path(folder) / "payloads.txt"
-        payload_file.write_bytes(b"\n".join(sample) + b"\n")
+        value_size = _sample_payloads(trans, payload_file)
 
         name = f"bench-replay-{uuid.uuid4().hex[:8]}"
         ensure_topics(bootstrap, {name: args.partitions, f"{name}.dlq": 1})
@@ -198,45 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         options = ReplayOptions(topic=name, dlq_topic=f"{name}.dlq", pacing="full",
                                start="beginning", max_messages=rows, log_interval_s=3600,
                                producer_config=extra)
-        source = BerkaSourceResource(kind="folder", folder=folder, s3=s3_resource())
-        started = time.perf_counter()
-        cpu_started = time.process_time()
-        result = run_replay(options, kafka=KafkaResource(), source=source,
-                            positions=MemoryPositionStore())
-        seconds = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
-        assert result.ok and result.delivered == rows, result.summary()
-        replay_rate = rows / seconds
-        replay_mb = replay_rate * value_size / 1e6
-        print(f"\nreplay (Python, {options.compression}, linger.ms={options.linger_ms}, "
-              f"batch.size={options.batch_size}{', ' + str(extra) if extra else ''}):")
-        print(f"  {rows:,} messages in {seconds:.2f} s = {replay_rate:,.0f} msgs/s, "
-              f"{replay_mb:.1f} MB/s of values (avg {value_size:.0f} B), process CPU "
-              f"{cpu:.1f} s ({cpu / seconds:.0%} of one core incl. librdkafka threads)")
-        report: dict[str, object] = {"rows": rows, "value_bytes": round(value_size, 1),
-                                     "replay_msgs_per_s": round(replay_rate),
-                                     "replay_mb_per_s": round(replay_mb, 2)}
+        replay_rate, report = _replay(folder, rows, value_size, options, extra)
 
         if not args.no_java:
-            base = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": "true"}
-            tuned = base | {"compression.type": options.compression,
-                            "linger.ms": options.linger_ms, "batch.size": options.batch_size}
-            runs = (("as specified (random letters, default batching)", base, None),
-                    ("same settings and payloads as the replay", tuned, payload_file))
-            print("\nKafka ProducerPerformance (Java), same broker, "
-                  f"--record-size {round(value_size)}:")
-            for label, props, payloads in runs:
-                topic = f"bench-java-{uuid.uuid4().hex[:8]}"
-                ensure_topics(bootstrap, {topic: args.partitions})
-                created.append(topic)
-                java = _java_perf(topic, rows, round(value_size), props, payloads)
-                ratio = replay_rate / java["msgs_per_s"]
-                print(f"  {label}: {java['msgs_per_s']:,.0f} msgs/s, {java['mb_per_s']:.1f} "
-                      f"MB/s -> replay / java = {ratio:.2f}x")
-                report[f"java_{'tuned' if payloads else 'spec'}_msgs_per_s"] = round(
-                    java["msgs_per_s"])
-                report[f"ratio_vs_java_{'tuned' if payloads else 'spec'}"] = round(ratio, 3)
-
+            report |= _java_comparison(bootstrap, args.partitions, rows, value_size, options,
+                                       payload_file, replay_rate, created)
         if not args.no_breakdown:
             report |= _breakdown(trans, rows, options, bootstrap, args.partitions, created)
         print("\n" + json.dumps(report))

@@ -6,8 +6,8 @@ secrets from .env in the environment, and the Kafka and automation sensors switc
 or SIGTERM stops `dagster dev` and everything it started (webserver, daemon, code servers, runs):
 they share one process group of their own, which is killed as a whole.
 
-`DagsterDev` is the same thing as a context manager, with a small GraphQL client, for tests and
-the demo:
+`DagsterDev` is the same thing as a context manager, with a small GraphQL client (in
+berka_stack.dagster_ui), for tests and the demo:
 
     with DagsterDev(port=free_port(), dagster_home=tmp / "home") as dev:
         dev.start_sensor(KAFKA_SENSOR)
@@ -21,20 +21,17 @@ alone, so copying dagster.mysql.yaml to var/dagster-home/dagster.yaml switches t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO
 
 import psutil
 
@@ -45,6 +42,12 @@ from berka_core.config import (
     load_secrets_into_environment,
     var_dir,
 )
+from berka_stack.dagster_ui import (
+    FINISHED_RUN_STATUSES,  # noqa: F401 - moved to dagster_ui, still importable from here
+    REPOSITORY,  # noqa: F401 - as FINISHED_RUN_STATUSES
+    DagsterDevError,
+    DagsterUIClient,
+)
 from berka_stack.process import (
     CLIENT_ONLY_VARIABLES,
     port_open,
@@ -53,19 +56,11 @@ from berka_stack.process import (
 )
 
 LOCATION = "berka_assets"
-REPOSITORY = "__repository__"
 DEFAULT_PORT = 3000
 INSTANCE_CONFIG = REPO_ROOT / "dagster.yaml"
 MYSQL_INSTANCE_CONFIG = REPO_ROOT / "dagster.mysql.yaml"
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 MARKER_VARIABLE = "BERKA_DAGSTER_DEV_ID"
-
-# Run statuses after which a run does not change any more.
-FINISHED_RUN_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
-
-
-class DagsterDevError(RuntimeError):
-    """dagster dev did not start, answer or do what was asked; the message says why."""
 
 
 def default_dagster_home() -> Path:
@@ -267,7 +262,7 @@ class ProcessGroup:
         return f" Last lines of {self.log_path}:\n{tail(self.log_path, lines)}"
 
 
-class DagsterDev:
+class DagsterDev(DagsterUIClient):
     """`dagster dev` in a process group of its own, with a GraphQL client. Stop it with stop()."""
 
     def __init__(
@@ -348,198 +343,9 @@ class DagsterDev:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- GraphQL ---------------------------------------------------------------------------
-    def graphql(self, query: str, variables: Mapping[str, Any] | None = None,
-                timeout: float = 60.0) -> dict[str, Any]:
-        """POST a query to /graphql; the `data`, or DagsterDevError with the errors."""
-        body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload = json.load(response)
-        except urllib.error.HTTPError as error:
-            raise DagsterDevError(
-                f"GraphQL HTTP {error.code}: {error.read().decode(errors='replace')[:2000]}"
-            ) from error
-        if payload.get("errors"):
-            raise DagsterDevError(f"GraphQL errors: {json.dumps(payload['errors'])[:2000]}")
-        return payload["data"]
-
-    def wait_for_location(self, timeout: float = 180.0) -> None:
-        """Until the code location is loaded; its load error (a PythonError) is raised."""
-
-        def loaded() -> bool:
-            data = self.graphql(_WORKSPACE_QUERY)["workspaceOrError"]
-            for entry in data.get("locationEntries", []):
-                if entry["name"] != self.location or entry["loadStatus"] != "LOADED":
-                    continue
-                error = entry["locationOrLoadError"]
-                if error and error["__typename"] == "PythonError":
-                    raise DagsterDevError(
-                        f"code location {self.location} failed to load: {error['message']}"
-                    )
-                return True
-            return False
-
-        self._wait(loaded, time.monotonic() + timeout, f"code location {self.location}")
-
-    def dismiss_welcome_dialog(self) -> None:
-        """Mark the UI's one-time "Join the Dagster community" dialog as seen (screenshots)."""
-        self.graphql("mutation { setNuxSeen }")
-
-    def sensor_selector(self, name: str) -> dict[str, str]:
-        return {"repositoryLocationName": self.location, "repositoryName": REPOSITORY,
-                "sensorName": name}
-
-    def sensor_status(self, name: str) -> str:
-        result = self.graphql(_SENSOR_QUERY, {"selector": self.sensor_selector(name)})
-        return _sensor_status(result["sensorOrError"])
-
-    def start_sensor(self, name: str) -> str:
-        """Switch a sensor on (stored in the instance, so it stays on); returns its status."""
-        result = self.graphql(_START_SENSOR, {"selector": self.sensor_selector(name)})
-        return _sensor_status(result["startSensor"])
-
-    def launch_run(
-        self,
-        job_name: str,
-        *,
-        asset_keys: list[list[str]] | None = None,
-        asset_checks: list[tuple[list[str], str]] | None = None,
-        run_config: Mapping[str, Any] | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> str:
-        """Launch (queue) a run of a job, optionally an asset subset of it; returns its id."""
-        selector: dict[str, Any] = {"repositoryLocationName": self.location,
-                                    "repositoryName": REPOSITORY, "jobName": job_name}
-        if asset_keys is not None:
-            selector["assetSelection"] = [{"path": key} for key in asset_keys]
-        if asset_checks is not None:
-            selector["assetCheckSelection"] = [
-                {"assetKey": {"path": key}, "name": name} for key, name in asset_checks
-            ]
-        params = {
-            "selector": selector,
-            "runConfigData": dict(run_config or {}),
-            "executionMetadata": {"tags": [{"key": k, "value": v}
-                                           for k, v in (tags or {}).items()]},
-        }
-        result = self.graphql(_LAUNCH_RUN, {"params": params})["launchRun"]
-        if result["__typename"] != "LaunchRunSuccess":
-            raise DagsterDevError(f"launchRun: {json.dumps(result)[:2000]}")
-        return result["run"]["runId"]
-
-    def run_status(self, run_id: str) -> str:
-        result = self.graphql(_RUN_QUERY, {"runId": run_id})["runOrError"]
-        if result["__typename"] != "Run":
-            raise DagsterDevError(f"run {run_id}: {json.dumps(result)[:2000]}")
-        return result["status"]
-
-    def wait_for_run(self, run_id: str, timeout: float = 180.0) -> str:
-        """Poll until the run finished; returns SUCCESS, FAILURE or CANCELED."""
-        status: list[str] = []
-
-        def finished() -> bool:
-            status.append(self.run_status(run_id))
-            return status[-1] in FINISHED_RUN_STATUSES
-
-        self._wait(finished, time.monotonic() + timeout, f"run {run_id} to finish",
-                   swallow=False)
-        return status[-1]
-
     # -- internals -------------------------------------------------------------------------
-    def _server_answers(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/server_info", timeout=5) as response:
-            return response.status == 200 and "dagster_webserver_version" in json.load(response)
-
-    def _wait(self, ready, deadline: float, what: str, *, swallow: bool = True) -> None:
-        while True:
-            try:
-                if ready():
-                    return
-            except DagsterDevError:
-                raise
-            except (OSError, ValueError):  # not listening yet, or half-started
-                if not swallow:
-                    raise
-            if not self.running():
-                raise DagsterDevError(f"dagster dev exited while waiting for {what}.{self._tail()}")
-            if time.monotonic() > deadline:
-                raise DagsterDevError(f"timed out waiting for {what}.{self._tail()}")
-            time.sleep(0.5)
-
     def _tail(self) -> str:
         return self._process.log_tail()
-
-
-def _sensor_status(result: Mapping[str, Any]) -> str:
-    if result["__typename"] != "Sensor":
-        raise DagsterDevError(f"sensor: {json.dumps(result)[:2000]}")
-    return result["sensorState"]["status"]
-
-
-_WORKSPACE_QUERY = """
-query {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError { __typename ... on PythonError { message } }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
-
-_SENSOR_FIELDS = """
-  __typename
-  ... on Sensor { name sensorState { status } }
-  ... on SensorNotFoundError { message }
-  ... on UnauthorizedError { message }
-  ... on PythonError { message }
-"""
-
-_SENSOR_QUERY = f"""
-query Sensor($selector: SensorSelector!) {{
-  sensorOrError(sensorSelector: $selector) {{ {_SENSOR_FIELDS} }}
-}}
-"""
-
-_START_SENSOR = f"""
-mutation StartSensor($selector: SensorSelector!) {{
-  startSensor(sensorSelector: $selector) {{ {_SENSOR_FIELDS} }}
-}}
-"""
-
-_LAUNCH_RUN = """
-mutation LaunchRun($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-    ... on PipelineNotFoundError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
-
-_RUN_QUERY = """
-query Run($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { status }
-    ... on RunNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
-"""
 
 
 # -- berka-dev --------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -154,18 +153,14 @@ class Kafka(Service):
             cluster_id_file.write_text(new_cluster_id())
         # A dynamic quorum of this one node needs --standalone; a static quorum must not have it.
         standalone = [] if self.quorum_voters else ["--standalone"]
-        result = subprocess.run(
+        process.run_setup_command(
+            "Kafka storage format",
             [prereqs.java_binary(), "-Xmx256m", f"-Dlog4j2.configurationFile={self.log4j}",
              "-cp", self.classpath(), STORAGE_TOOL, "format", *standalone,
              # `=` form: a cluster id may start with "-", which would read as an option.
              f"--cluster-id={cluster_id_file.read_text().strip()}", "-c", str(self.config),
              "--ignore-formatted"],
-            capture_output=True, text=True, check=False,
         )
-        if result.returncode != 0:
-            raise process.StackError(
-                "Kafka storage format failed:\n" + (result.stdout + result.stderr)[-3000:]
-            )
 
     def _launch(self) -> int:
         prereqs.check_java()

@@ -89,11 +89,7 @@ class MariaDB(Service):
             "--auth-root-authentication-method=socket",
             "--skip-test-db",
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise process.StackError(
-                "mariadb-install-db failed:\n" + (result.stdout + result.stderr)[-3000:]
-            )
+        process.run_setup_command("mariadb-install-db", command)
 
     def _launch(self) -> int:
         prereqs.ensure_mariadb_installed()

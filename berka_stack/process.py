@@ -1,4 +1,4 @@
-"""Background processes with pid files: start, find, wait for, stop.
+"""Background processes with pid files: start, find, wait for, stop; and one-off set-up commands.
 
 Every service of the local stack is one detached process group whose pid is kept in
 `var/run/<name>.pid`, so `berka-stack down` (or a test fixture) can stop it from any shell.
@@ -112,6 +112,14 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def run_setup_command(what: str, command: Sequence[str]) -> None:
+    """Run a one-off set-up command (formatting storage, initialising a data folder) to its end;
+    on failure raise StackError "<what> failed:" with the tail of its output."""
+    result = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed:\n" + (result.stdout + result.stderr)[-3000:])
+
+
 # Markers pyspark sets in a process that holds a Spark Connect session; inherited by a daemon they
 # would turn its classic Spark session into a (failing) Connect client.
 CLIENT_ONLY_VARIABLES = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE", "SPARK_REMOTE")
@@ -182,10 +190,7 @@ def stop_daemon(name: str, *, timeout: float = 30.0) -> bool:
         log.warning("%s (pid %s) did not stop within %.0f s of SIGTERM; killing it", name, pid,
                     timeout)
         _signal_and_wait(pid, signal.SIGKILL, 10)
-    _reap(pid)
-    if pid_alive(pid):
-        raise StackError(f"{name} (pid {pid}) survived SIGTERM and SIGKILL; stop it by hand.")
-    pid_file(name).unlink(missing_ok=True)
+    _forget_stopped(name, pid, pid_alive, "survived SIGTERM and SIGKILL; stop it by hand.")
     return True
 
 
@@ -196,11 +201,18 @@ def kill_daemon(name: str) -> int:
     if pid is None or not pid_alive(pid):
         raise StackError(f"{name} is not running: nothing to kill")
     _signal_and_wait(pid, signal.SIGKILL, 10)
-    _reap(pid)
-    if _group_alive(pid):
-        raise StackError(f"{name} (pid {pid}) survived SIGKILL for 10 s")
-    pid_file(name).unlink(missing_ok=True)
+    _forget_stopped(name, pid, _group_alive, "survived SIGKILL for 10 s")
     return pid
+
+
+def _forget_stopped(name: str, pid: int, alive: Callable[[int], bool], survived: str) -> None:
+    """After the signals: reap, raise StackError "<name> (pid <pid>) <survived>" while
+    `alive(pid)`, else remove the pid file. A stop asks for the leader gone (pid_alive), a kill
+    for the whole group (_group_alive)."""
+    _reap(pid)
+    if alive(pid):
+        raise StackError(f"{name} (pid {pid}) {survived}")
+    pid_file(name).unlink(missing_ok=True)
 
 
 def _signal_and_wait(pid: int, sig: signal.Signals, timeout: float, poll: float = 0.1) -> bool:

@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import signal
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +37,9 @@ METASTORE_MODEL_CLASSES = [
     ).split()
 ]
 
-SPARK_LOG4J2 = """\
+# The start of every log4j2.properties of the Spark jars (here, and the image's Hive metastore):
+# warnings and up on stderr; what follows it raises chosen loggers to info.
+CONSOLE_LOG4J2 = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stdout.ref = console
 appender.console.type = Console
@@ -44,6 +47,9 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
+SPARK_LOG4J2 = CONSOLE_LOG4J2 + """\
 logger.connect.name = org.apache.spark.sql.connect
 logger.connect.level = info
 logger.thrift.name = org.apache.spark.sql.hive.thriftserver
@@ -213,7 +219,24 @@ def server_udf_jar() -> Path:
     return copy
 
 
-class SparkConnectServer(Service):
+class _SparkSubmitServer(Service):
+    """A long-running Spark server under spark-submit, reading the shared spark-defaults.conf."""
+
+    settings: Settings
+
+    @abstractmethod
+    def _submit_arguments(self) -> list[str]:
+        """spark-submit's arguments; asked for once spark-defaults.conf is written."""
+
+    def _launch(self) -> int:
+        prereqs.check_java()
+        write_spark_conf(self.settings)
+        return process.start_daemon(
+            self.name, spark_submit(*self._submit_arguments()), env=spark_env()
+        )
+
+
+class SparkConnectServer(_SparkSubmitServer):
     name = "spark-connect"
     start_timeout = 120.0
 
@@ -227,14 +250,8 @@ class SparkConnectServer(Service):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def _launch(self) -> int:
-        prereqs.check_java()
-        write_spark_conf(self.settings)
-        return process.start_daemon(
-            self.name,
-            spark_submit(*connect_server_arguments(self.settings, self.host, self.port)),
-            env=spark_env(),
-        )
+    def _submit_arguments(self) -> list[str]:
+        return connect_server_arguments(self.settings, self.host, self.port)
 
     def is_healthy(self) -> bool:
         return process.port_open(self.host, self.port)
@@ -257,7 +274,7 @@ class SparkConnectServer(Service):
             session.stop()
 
 
-class ThriftServer(Service):
+class ThriftServer(_SparkSubmitServer):
     name = "thrift-server"
     start_timeout = 120.0
 
@@ -268,24 +285,18 @@ class ThriftServer(Service):
     def address(self) -> str:
         return f"{self.settings.hive.host}:{self.settings.hive.port}"
 
-    def _launch(self) -> int:
-        prereqs.check_java()
-        write_spark_conf(self.settings)
+    def _submit_arguments(self) -> list[str]:
         hive = self.settings.hive
-        return process.start_daemon(
-            self.name,
-            spark_submit(
-                "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
-                "--name", "berka-thrift-server",
-                "--driver-memory", self.settings.spark.thrift_server_memory,
-                "--conf", "spark.ui.port=4041",
-                "spark-internal",
-                "--hiveconf", f"hive.server2.thrift.port={hive.port}",
-                "--hiveconf", f"hive.server2.thrift.bind.host={hive.host}",
-                "--hiveconf", f"hive.server2.authentication={hive.auth}",
-            ),
-            env=spark_env(),
-        )
+        return [
+            "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+            "--name", "berka-thrift-server",
+            "--driver-memory", self.settings.spark.thrift_server_memory,
+            "--conf", "spark.ui.port=4041",
+            "spark-internal",
+            "--hiveconf", f"hive.server2.thrift.port={hive.port}",
+            "--hiveconf", f"hive.server2.thrift.bind.host={hive.host}",
+            "--hiveconf", f"hive.server2.authentication={hive.auth}",
+        ]  # fmt: skip
 
     def is_healthy(self) -> bool:
         return process.port_open(self.settings.hive.host, self.settings.hive.port)

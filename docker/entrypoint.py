@@ -45,14 +45,9 @@ DAGSTER_WEBSERVER_PORT = 3000
 # metastore client; a standalone metastore on the same jars needs the same setting.
 METASTORE_POOLING = "HikariCP"
 
-METASTORE_LOG4J2 = """\
-rootLogger.level = warn
-rootLogger.appenderRef.stdout.ref = console
-appender.console.type = Console
-appender.console.name = console
-appender.console.target = SYSTEM_ERR
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+# Appended to berka_stack.spark.CONSOLE_LOG4J2 (imported where it is written, as everything of
+# berka_stack here).
+METASTORE_LOGGERS = """\
 logger.metastore.name = org.apache.hadoop.hive.metastore.HiveMetaStore
 logger.metastore.level = info
 logger.datanucleus.name = DataNucleus
@@ -147,11 +142,11 @@ def spark_worker_command(extra: list[str]) -> tuple[list[str], dict]:
 def hive_metastore_command(extra: list[str]) -> tuple[list[str], dict]:
     from berka_core.config import var_dir
     from berka_stack import prereqs
-    from berka_stack.spark import spark_home
+    from berka_stack.spark import CONSOLE_LOG4J2, spark_home
 
     conf_dir = var_dir() / "hive-conf"
     _write_private(conf_dir / "hive-site.xml", hive_site_xml(metastore_properties()))
-    (conf_dir / "log4j2.properties").write_text(METASTORE_LOG4J2)
+    (conf_dir / "log4j2.properties").write_text(CONSOLE_LOG4J2 + METASTORE_LOGGERS)
     classpath = ":".join(
         [str(conf_dir), str(spark_home() / "jars" / "*"), str(prereqs.jar_dir("spark") / "*")]
     )
@@ -294,11 +289,9 @@ def run_role(role: str, extra: list[str]) -> None:
 
 
 def tcp_open(host: str, port: int, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    from berka_stack.process import port_open
+
+    return port_open(host, port, timeout)
 
 
 def http_ok(url: str, timeout: float = 5.0) -> bool:

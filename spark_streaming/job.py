@@ -22,14 +22,16 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
 
 from berka_core import transformations as T
 from berka_core.clients.kafka import KafkaClient
 from berka_core.clients.mysql import MySQLClient
-from berka_core.config import load_secrets_into_environment, load_settings, var_dir
+from berka_core.config import Settings, load_secrets_into_environment, load_settings, var_dir
 from berka_core.spark_jobs.hive_tables import HiveTables
 from berka_core.spark_jobs.jvm_functions import register_jvm_functions
 from berka_core.spark_jobs.ledger import BatchLedger
@@ -38,7 +40,7 @@ from berka_core.spark_jobs.stream_metrics import StreamMetrics
 from spark_streaming.maintenance import DeltaMaintenance
 from spark_streaming.metrics import progress_listener
 from spark_streaming.reference_cache import ReferenceCache
-from spark_streaming.stream_batch import load_committed_state, run_stream_batch
+from spark_streaming.stream_batch import CommittedState, load_committed_state, run_stream_batch
 
 WRITER = "spark-streaming"
 log = logging.getLogger("berka.streaming")
@@ -66,7 +68,36 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     load_secrets_into_environment()
     args = parse_args(argv)
-    settings = load_settings()
+    job = _prepare(args, load_settings())
+    query = _start_query(job, args)
+    log.info("streaming query started: topic %s -> Hive database %s, checkpoint %s",
+             args.topic, args.hive_database, args.checkpoint)
+    _run_until_stopped(query)
+    job.maintenance.stop()
+    exception = query.exception()
+    job.spark.stop()
+    if exception is not None:
+        log.error("streaming query failed: %s", exception)
+        return 1
+    log.info("streaming query stopped")
+    return 0
+
+
+@dataclass
+class _Job:
+    """What every batch of the query uses, prepared once at start."""
+
+    spark: SparkSession
+    tables: HiveTables
+    ledger: BatchLedger
+    reference: ReferenceCache
+    kafka_options: dict[str, str]
+    maintenance: DeltaMaintenance
+    state: CommittedState
+
+
+def _prepare(args: argparse.Namespace, settings: Settings) -> _Job:
+    """Claims the writer role, finishes a crashed batch and loads the committed state."""
     mysql = MySQLClient.from_settings(settings.mysql)
     kafka = KafkaClient.from_settings(settings.kafka)  # with the SASL password, if any
     tables = HiveTables(args.hive_database, settings.spark.delta_retention_hours)
@@ -97,13 +128,16 @@ def main(argv: list[str] | None = None) -> int:
 
     state = load_committed_state(spark, tables, ledger)
     log.info("committed state loaded: %s trend cube rows", len(state.cube))
+    return _Job(spark, tables, ledger, reference, kafka_options, maintenance, state)
 
+
+def _start_query(job: _Job, args: argparse.Namespace) -> StreamingQuery:
     def process(batch: DataFrame, epoch_id: int) -> None:
         started = time.monotonic()
         # The batch lives in a cloned session; its temp views must be made there too.
         result = run_stream_batch(batch.sparkSession, classified=batch, topic=args.topic,
-                                  tables=tables, ledger=ledger, state=state)
-        reference.refresh_if_due()  # after the batch: the next one plans with the new data
+                                  tables=job.tables, ledger=job.ledger, state=job.state)
+        job.reference.refresh_if_due()  # after the batch: the next one plans with the new data
         if result is None:
             return
         log.info(
@@ -114,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     records = (
-        spark.readStream.format("kafka")
-        .options(**kafka_options)
+        job.spark.readStream.format("kafka")
+        .options(**job.kafka_options)
         .option("subscribe", args.topic)
         .option("startingOffsets", args.starting_offsets)
         .option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
@@ -124,21 +158,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     Path(args.checkpoint).mkdir(parents=True, exist_ok=True)
     # Parse, validate and enrich are part of the stream's plan, analyzed once here rather than
-    # in every batch (0.3-0.5 s each on this machine).
-    classified = T.classify(records, reference.data)
-    query = (
+    # in every batch.
+    classified = T.classify(records, job.reference.data)
+    return (
         classified.writeStream.queryName(f"berka_{args.hive_database}")
         .foreachBatch(process)
         .option("checkpointLocation", args.checkpoint)
         .trigger(processingTime=f"{args.trigger_seconds} seconds")
         .start()
     )
-    log.info("streaming query started: topic %s -> Hive database %s, checkpoint %s",
-             args.topic, args.hive_database, args.checkpoint)
 
+
+def _run_until_stopped(query: StreamingQuery) -> None:
+    """Until the query fails or a SIGTERM/SIGINT asks to stop (then after the current batch)."""
     stopping = threading.Event()
 
-    def stop(signum: int, _frame) -> None:
+    def stop(signum: int, _frame: object) -> None:
         # Graceful: let the running batch finish, then stop; the checkpoint has the position.
         log.info("signal %s: stopping the query after the current batch", signum)
         stopping.set()
@@ -149,17 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         stopping.wait(1.0)
     if stopping.is_set():
         _stop_between_batches(query)
-    maintenance.stop()
-    exception = query.exception()
-    spark.stop()
-    if exception is not None:
-        log.error("streaming query failed: %s", exception)
-        return 1
-    log.info("streaming query stopped")
-    return 0
 
 
-def _stop_between_batches(query, timeout: float = 120.0) -> None:
+def _stop_between_batches(query: StreamingQuery, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while query.status.get("isTriggerActive") and time.monotonic() < deadline:
         time.sleep(0.2)

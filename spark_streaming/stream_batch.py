@@ -39,7 +39,7 @@ from berka_core import transformations as T
 from berka_core.dataset.reader import SeenKeys
 from berka_core.spark_jobs.hive_tables import HiveTables, WrittenCounts
 from berka_core.spark_jobs.kafka_source import OffsetRange
-from berka_core.spark_jobs.ledger import BatchLedger
+from berka_core.spark_jobs.ledger import BatchLedger, PartitionCommit
 from berka_core.spark_jobs.microbatch import (
     BatchResult,
     _timed,
@@ -113,12 +113,7 @@ def run_stream_batch(
     started = time.monotonic()
     classified = classified.persist()
     try:
-        # Narrow columns of every record: the offsets, the ids to de-duplicate, and what the
-        # batch adds to the trend cube (no second Spark job for that when nothing is quarantined).
-        narrow = _timed(seconds, "classify", lambda: classified.select(
-            "kafka_partition", "kafka_offset", "trans_id",
-            F.col("reason").isNull().alias("valid"), *T.CUBE_KEYS, "amount",
-        ).collect())
+        narrow = _timed(seconds, "classify", lambda: _narrow_rows(classified))
         if not narrow:
             return None
         requested = requested_ranges(topic, narrow)
@@ -134,6 +129,7 @@ def run_stream_batch(
                       if row.kafka_offset >= starts.get(row.kafka_partition, 1 << 62)]
             batch = classified.where(_in_ranges(processed))
         batch_id = batch_id_for(processed)
+        writer = _BatchWriter(spark, tables, ledger, state, batch_id, seconds)
 
         valid = [row.trans_id for row in narrow if row.valid]
         valid_ids = set(valid)
@@ -141,56 +137,19 @@ def run_stream_batch(
         # No reason and no repeated or committed trans_id: nothing can be quarantined (the
         # usual case), so the quarantine insert is skipped. This job is the only writer, and
         # it drops uncommitted partitions at start: no stale quarantine partition can exist.
-        all_valid = (len(valid) == len(narrow) == len(valid_ids)) and not committed
-        final = batch
-        if not all_valid:
+        if len(valid) == len(narrow) == len(valid_ids) and not committed:
+            # Every record goes to enriched: the counts are the records read, which the check
+            # compares with the offsets (retention or compaction).
+            counts = _all_enriched(narrow)
+            commits = writer.plan(processed, counts)
+            new_cube = writer.write_all_valid(batch, narrow, commits)
+        else:
             seen = spark.createDataFrame([(trans_id,) for trans_id in committed],
                                          "trans_id BIGINT")
             final = T.with_duplicate_reasons(batch, T.duplicate_reasons(batch, seen))
-        if all_valid:
-            # Every record goes to enriched: the counts are the records read, which the check
-            # compares with the offsets (retention or compaction).
-            per_partition: dict[int, tuple[int, int]] = {}
-            for row in narrow:
-                enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
-                per_partition[row.kafka_partition] = (enriched + 1, 0)
-            counts = WrittenCounts(per_partition, {})
-        else:
             counts = _timed(seconds, "count", lambda: counted(final))
-        commits = partition_commits(batch_id, processed, counts)
-        _timed(seconds, "plan", lambda: ledger.plan(batch_id, processed))
-        if all_valid:
-            # Nothing can be quarantined, so the new trend cube is known before the write: it
-            # is written beside the enriched append, concurrently (the trends are then visible
-            # when the batch commits, with no write after it). The batch is planned, so a
-            # crash from here on is finished at restart, never rolled back; should the batch
-            # fail instead, the committed cube is put back.
-            new_cube = add_cubes(state.cube, cube_of(narrow))
-            cube_touched = False
-            try:
-                with ThreadPoolExecutor(1, thread_name_prefix="cube-write") as pool:
-                    new_cube_frame = cube_frame(spark, new_cube)
-                    cube_touched = True
-                    cube_write = pool.submit(tables.write_trends, spark, new_cube_frame)
-                    try:
-                        _timed(seconds, "write", lambda: tables.append_batch(
-                            spark, final, batch_id, quarantine=False))
-                    finally:
-                        _timed(seconds, "trends", cube_write.result)
-                _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
-            except BaseException:
-                if cube_touched:
-                    _restore_cube(spark, tables, state)
-                raise
-        else:
-            _timed(seconds, "write", lambda: tables.append_batch(spark, final, batch_id))
-            batch_cube = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
-                final.where(F.col("reason").isNull())).collect()])
-            new_cube = add_cubes(state.cube, batch_cube)
-            _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
-            # After the commit; a crash before this write is repaired when the job restarts.
-            _timed(seconds, "trends", lambda: tables.write_trends(
-                spark, cube_frame(spark, new_cube)))
+            commits = writer.plan(processed, counts)
+            new_cube = writer.write_with_quarantine(final, commits)
         # Committed: the batch's valid ids are now all committed (a duplicate's id is its
         # winner's), and the trends show the new cube.
         for trans_id in valid_ids:
@@ -200,15 +159,81 @@ def run_stream_batch(
     finally:
         _timed(seconds, "unpersist", classified.unpersist)
     seconds["total"] = time.monotonic() - started
-    return BatchResult(
-        batch_id=batch_id,
-        requested=requested,
-        processed=processed,
-        enriched_rows=sum(c.enriched_rows for c in commits),
-        quarantined_rows=sum(c.quarantined_rows for c in commits),
-        reasons=counts.reasons,
-        seconds=seconds,
-    )
+    return BatchResult.committed(batch_id, requested, processed, commits, counts, seconds)
+
+
+def _narrow_rows(classified: DataFrame) -> list[Row]:
+    """Narrow columns of every record: the offsets, the ids to de-duplicate, and what the
+    batch adds to the trend cube (no second Spark job for that when nothing is quarantined)."""
+    return classified.select(
+        "kafka_partition", "kafka_offset", "trans_id",
+        F.col("reason").isNull().alias("valid"), *T.CUBE_KEYS, "amount",
+    ).collect()
+
+
+def _all_enriched(narrow: Sequence[Row]) -> WrittenCounts:
+    per_partition: dict[int, tuple[int, int]] = {}
+    for row in narrow:
+        enriched, _ = per_partition.get(row.kafka_partition, (0, 0))
+        per_partition[row.kafka_partition] = (enriched + 1, 0)
+    return WrittenCounts(per_partition, {})
+
+
+@dataclass
+class _BatchWriter:
+    """Plans, writes and commits one batch; each write returns the new trend cube."""
+
+    spark: SparkSession
+    tables: HiveTables
+    ledger: BatchLedger
+    state: CommittedState
+    batch_id: str
+    seconds: dict[str, float]
+
+    def plan(self, processed: list[OffsetRange], counts: WrittenCounts) -> list[PartitionCommit]:
+        commits = partition_commits(self.batch_id, processed, counts)
+        _timed(self.seconds, "plan", lambda: self.ledger.plan(self.batch_id, processed))
+        return commits
+
+    def write_all_valid(self, batch: DataFrame, narrow: Sequence[Row],
+                        commits: list[PartitionCommit]) -> list[tuple]:
+        """Nothing can be quarantined, so the new trend cube is known before the write: it is
+        written beside the enriched append, concurrently (the trends are then visible when the
+        batch commits, with no write after it). The batch is planned, so a crash from here on
+        is finished at restart, never rolled back; should the batch fail instead, the
+        committed cube is put back."""
+        spark, seconds = self.spark, self.seconds
+        new_cube = add_cubes(self.state.cube, cube_of(narrow))
+        cube_touched = False
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="cube-write") as pool:
+                new_cube_frame = cube_frame(spark, new_cube)
+                cube_touched = True
+                cube_write = pool.submit(self.tables.write_trends, spark, new_cube_frame)
+                try:
+                    _timed(seconds, "write", lambda: self.tables.append_batch(
+                        spark, batch, self.batch_id, quarantine=False))
+                finally:
+                    _timed(seconds, "trends", cube_write.result)
+            _timed(seconds, "commit", lambda: self.ledger.commit(self.batch_id, commits))
+        except BaseException:
+            if cube_touched:
+                _restore_cube(spark, self.tables, self.state)
+            raise
+        return new_cube
+
+    def write_with_quarantine(self, final: DataFrame,
+                              commits: list[PartitionCommit]) -> list[tuple]:
+        spark, seconds = self.spark, self.seconds
+        _timed(seconds, "write", lambda: self.tables.append_batch(spark, final, self.batch_id))
+        batch_cube = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
+            final.where(F.col("reason").isNull())).collect()])
+        new_cube = add_cubes(self.state.cube, batch_cube)
+        _timed(seconds, "commit", lambda: self.ledger.commit(self.batch_id, commits))
+        # After the commit; a crash before this write is repaired when the job restarts.
+        _timed(seconds, "trends", lambda: self.tables.write_trends(
+            spark, cube_frame(spark, new_cube)))
+        return new_cube
 
 
 def _restore_cube(spark: SparkSession, tables: HiveTables, state: CommittedState) -> None:

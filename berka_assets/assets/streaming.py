@@ -25,6 +25,7 @@ from berka_core.spark_jobs.kafka_source import OffsetRange
 from berka_core.spark_jobs.ledger import BatchLedger
 from berka_core.spark_jobs.microbatch import (
     ENRICHMENT_TABLES,
+    BatchResult,
     from_frontier,
     read_reference,
     run_batch,
@@ -178,20 +179,31 @@ def microbatch(
         low_offsets=lows,
     )
     elapsed = time.monotonic() - started
-    end_offsets = {p.partition: p.high for p in kafka.partition_offsets(config.topic)}
-    lag = sum(end_offsets.get(r.partition, 0) - r.end for r in requested)
-    requested_text = _describe(requested)
-    processed = _describe(result.processed) or "none (committed)"
+    lag = _lag(kafka, config.topic, requested)
     context.log.info(
-        f"{config.topic} requested {requested_text}, processed {processed}: "
-        f"{result.enriched_rows:,} enriched, {result.quarantined_rows:,} quarantined in "
-        f"{elapsed:.1f} s; lag {lag:,}"
+        f"{config.topic} requested {_describe(requested)}, processed "
+        f"{_describe(result.processed) or 'none (committed)'}: {result.enriched_rows:,} "
+        f"enriched, {result.quarantined_rows:,} quarantined in {elapsed:.1f} s; lag {lag:,}"
     )
+    results = _materializations(requested, result, elapsed, lag)
+    yield from (r for r in results if r.asset_key in selected)
+
+
+def _lag(kafka: KafkaResource, topic: str, requested: list[OffsetRange]) -> int:
+    """Records on the topic after the requested ranges, now."""
+    end_offsets = {p.partition: p.high for p in kafka.partition_offsets(topic)}
+    return sum(end_offsets.get(r.partition, 0) - r.end for r in requested)
+
+
+def _materializations(requested: list[OffsetRange], result: BatchResult, elapsed: float,
+                      lag: int) -> list[dg.MaterializeResult]:
+    """One per table of the batch, with what the UI shows of it (offsets, counts, lag,
+    seconds per step, the Delta versions that time travel reads)."""
     batch_metadata = {
         "batch_id": result.batch_id or "(nothing new)",
         "kafka_partitions": ", ".join(str(r.partition) for r in requested),
-        "requested_offsets": requested_text,
-        "processed_offsets": processed,
+        "requested_offsets": _describe(requested),
+        "processed_offsets": _describe(result.processed) or "none (committed)",
         "records": result.records,
         "consumer_lag": lag,
         "rows_per_second": round(result.records / elapsed, 1) if elapsed else 0.0,
@@ -213,7 +225,7 @@ def microbatch(
             "reasons": dg.MetadataValue.json(result.reasons),
         },
     )]
-    results += [
+    return results + [
         dg.MaterializeResult(
             asset_key=hive_key(table),
             metadata={"rebuilt_after_batch": batch_metadata["batch_id"],
@@ -222,7 +234,6 @@ def microbatch(
         )
         for table in TREND_TABLES
     ]
-    yield from (r for r in results if r.asset_key in selected)
 
 
 def _rebuild_trends_only(context: dg.AssetExecutionContext, spark, tables: HiveTables,

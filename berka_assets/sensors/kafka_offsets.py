@@ -13,8 +13,10 @@ from berka_assets.assets.streaming import (
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.spark import connect_endpoint_reachable
+from berka_core.clients.kafka import PartitionOffsets
 from berka_core.config import KafkaSettings, SensorSettings, SparkSettings
 from berka_core.offset_planning import (
+    Reconciled,
     SensorCursor,
     group_runs,
     plan_ranges,
@@ -74,18 +76,9 @@ def build_kafka_sensor(
     def kafka_sensor(
         context: dg.SensorEvaluationContext, kafka: KafkaResource, mysql: MySQLResource
     ) -> dg.SensorResult:
-        # Backpressure: while a run of this database is queued or running, new offsets wait
-        # and the next run takes them all (up to the batch limit). Launching a run per tick
-        # regardless would queue runs faster than they finish, and latency would grow without
-        # bound. Nothing is skipped: planning starts at the ledger's frontier, not the cursor.
-        busy = run_in_flight(context.instance, hive_database)
+        busy = _busy(context.instance, hive_database)
         if busy is not None:
-            status = ("failed and is about to be retried" if busy.is_complete_and_waiting_to_retry
-                      else busy.status.value.lower())
-            return dg.SensorResult(skip_reason=(
-                f"micro-batch run {busy.run_id[:8]} of Hive database {hive_database!r} is "
-                f"{status}; new offsets go into the next run"
-            ))
+            return busy
         partitions = kafka.partition_offsets(topic)
         ledger = BatchLedger(mysql.connect, hive_database)
         ledger.ensure_table()
@@ -97,82 +90,130 @@ def build_kafka_sensor(
         now = time.time()
         state = reconcile(cursor, ledger.frontiers(topic), partitions, now=now,
                           interval=interval)
-        if state.replan:
-            # Kafka and MySQL answered this tick; a failed run's usual cause is Spark.
-            remote = SparkSettings().remote
-            if remote and not connect_endpoint_reachable(remote, timeout=1.0):
-                return dg.SensorResult(skip_reason=(
-                    f"offsets of a failed run wait for the Spark Connect server at {remote}, "
-                    "which does not answer; planned again as soon as it does (a down server "
-                    "adds no back-off: the back-off only spaces failures with it up)"))
-        for warning in state.warnings:
-            context.log.warning(warning)
-        if state.wait_seconds > 0:
-            return dg.SensorResult(skip_reason=(
-                f"the last micro-batch of {hive_database!r} failed; planning its offsets again "
-                f"in {state.wait_seconds:.0f} s (attempt {cursor.replans + 1 if cursor else 1})"))
-        replans = (cursor.replans + 1) if (state.replan and cursor) else 0
-        if state.replan:
-            context.log.warning(
-                f"offsets scheduled up to {cursor.scheduled if cursor else {}} were not "
-                f"committed (a failed run); planning them again from {state.next_offsets} "
-                f"(attempt {replans})")
+        waiting = _replan_waiting(context, state, cursor, hive_database)
+        if waiting is not None:
+            return waiting
+        replans = _count_replans(context, state, cursor)
         next_offsets = dict(state.next_offsets)
         ranges = plan_ranges(topic, next_offsets, partitions, max_records)
         for offset_range in ranges:
             next_offsets[offset_range.partition] = offset_range.end
-        lag = {p.partition: p.high - next_offsets.get(p.partition, p.low) for p in partitions}
-        observation = dg.AssetObservation(
-            asset_key=topic_key(topic),
-            metadata={
-                "end_offsets": dg.MetadataValue.json({p.partition: p.high for p in partitions}),
-                "messages_in_topic": sum(p.high - p.low for p in partitions),
-                "committed_up_to": dg.MetadataValue.json(state.next_offsets),
-                "scheduled_up_to": dg.MetadataValue.json(next_offsets),
-                "unscheduled_lag": sum(lag.values()),
-                "new_runs": len(ranges),
-            },
-        )
-        new_cursor = SensorCursor(next_offsets, replans, now if state.replan else 0.0)
+        new_cursor = SensorCursor(next_offsets, replans, now if state.replan else 0.0).dump()
         if not ranges and ledger.invisible_batches():
-            # A run died between its ledger commit and its trends: with no new data no batch
-            # would ever show it, so a run with empty ranges rebuilds the trends.
-            at_frontier = [OffsetRange(topic, p, o, o) for p, o in sorted(next_offsets.items())]
             context.log.warning("committed batches are not in the trends yet (a run stopped "
                                 "after its commit); requesting a trends-only run")
             return dg.SensorResult(
-                run_requests=[dg.RunRequest(
-                    run_key=f"{run_key(at_frontier)}-trends-{replans}-{int(now)}",
-                    run_config=microbatch_run_config(at_frontier, hive_database),
-                    tags={MICROBATCH_TAG: hive_database, "berka/records": "0"})],
-                cursor=new_cursor.dump())
+                run_requests=[_trends_only_run(topic, hive_database, next_offsets,
+                                               f"{replans}-{int(now)}")],
+                cursor=new_cursor)
+        observation = _observation(topic, partitions, state.next_offsets, next_offsets,
+                                   len(ranges))
         if not ranges:
             return dg.SensorResult(
                 skip_reason=f"no new offsets on {topic!r}; all committed up to "
                 f"{state.next_offsets}",
-                cursor=new_cursor.dump(),
+                cursor=new_cursor,
                 asset_events=[observation] if state.warnings or not context.cursor else [],
             )
+        # Failed offsets planned again go in one run: after an outage, catching up should not
+        # wait for a run start per partition.
+        groups = group_runs(ranges, "tick" if state.replan else run_per)
         return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=run_key(group, replans),
-                    run_config=microbatch_run_config(group, hive_database),
-                    tags={
-                        MICROBATCH_TAG: hive_database,
-                        "berka/kafka-partitions": ",".join(str(r.partition) for r in group),
-                        "berka/records": str(sum(r.count for r in group)),
-                    },
-                )
-                # Failed offsets planned again go in one run: after an outage, catching up
-                # should not wait for a run start per partition.
-                for group in group_runs(ranges, "tick" if state.replan else run_per)
-            ],
-            cursor=new_cursor.dump(),
+            run_requests=[_run_request(group, hive_database, replans) for group in groups],
+            cursor=new_cursor,
             asset_events=[observation],
         )
 
     return kafka_sensor
+
+
+def _busy(instance: dg.DagsterInstance, hive_database: str) -> dg.SensorResult | None:
+    """Backpressure: while a run of this database is queued or running, new offsets wait and
+    the next run takes them all (up to the batch limit). Launching a run per tick regardless
+    would queue runs faster than they finish, and latency would grow without bound. Nothing
+    is skipped: planning starts at the ledger's frontier, not the cursor."""
+    busy = run_in_flight(instance, hive_database)
+    if busy is None:
+        return None
+    status = ("failed and is about to be retried" if busy.is_complete_and_waiting_to_retry
+              else busy.status.value.lower())
+    return dg.SensorResult(skip_reason=(
+        f"micro-batch run {busy.run_id[:8]} of Hive database {hive_database!r} is "
+        f"{status}; new offsets go into the next run"
+    ))
+
+
+def _replan_waiting(context: dg.SensorEvaluationContext, state: Reconciled,
+                    cursor: SensorCursor | None, hive_database: str) -> dg.SensorResult | None:
+    """A skip while a failed run's offsets must wait (Spark down, or the back-off), else None;
+    logs the reconciliation's warnings."""
+    if state.replan:
+        # Kafka and MySQL answered this tick; a failed run's usual cause is Spark.
+        remote = SparkSettings().remote
+        if remote and not connect_endpoint_reachable(remote, timeout=1.0):
+            return dg.SensorResult(skip_reason=(
+                f"offsets of a failed run wait for the Spark Connect server at {remote}, "
+                "which does not answer; planned again as soon as it does (a down server "
+                "adds no back-off: the back-off only spaces failures with it up)"))
+    for warning in state.warnings:
+        context.log.warning(warning)
+    if state.wait_seconds > 0:
+        return dg.SensorResult(skip_reason=(
+            f"the last micro-batch of {hive_database!r} failed; planning its offsets again "
+            f"in {state.wait_seconds:.0f} s (attempt {cursor.replans + 1 if cursor else 1})"))
+    return None
+
+
+def _count_replans(context: dg.SensorEvaluationContext, state: Reconciled,
+                   cursor: SensorCursor | None) -> int:
+    """How many times in a row failed offsets are planned again (0: none are)."""
+    replans = (cursor.replans + 1) if (state.replan and cursor) else 0
+    if state.replan:
+        context.log.warning(
+            f"offsets scheduled up to {cursor.scheduled if cursor else {}} were not "
+            f"committed (a failed run); planning them again from {state.next_offsets} "
+            f"(attempt {replans})")
+    return replans
+
+
+def _observation(topic: str, partitions: list[PartitionOffsets], committed: dict[int, int],
+                 scheduled: dict[int, int], new_runs: int) -> dg.AssetObservation:
+    """The topic's offsets, what is committed and scheduled, and the lag, for the UI."""
+    lag = {p.partition: p.high - scheduled.get(p.partition, p.low) for p in partitions}
+    return dg.AssetObservation(
+        asset_key=topic_key(topic),
+        metadata={
+            "end_offsets": dg.MetadataValue.json({p.partition: p.high for p in partitions}),
+            "messages_in_topic": sum(p.high - p.low for p in partitions),
+            "committed_up_to": dg.MetadataValue.json(committed),
+            "scheduled_up_to": dg.MetadataValue.json(scheduled),
+            "unscheduled_lag": sum(lag.values()),
+            "new_runs": new_runs,
+        },
+    )
+
+
+def _run_request(group: list[OffsetRange], hive_database: str, replans: int) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=run_key(group, replans),
+        run_config=microbatch_run_config(group, hive_database),
+        tags={
+            MICROBATCH_TAG: hive_database,
+            "berka/kafka-partitions": ",".join(str(r.partition) for r in group),
+            "berka/records": str(sum(r.count for r in group)),
+        },
+    )
+
+
+def _trends_only_run(topic: str, hive_database: str, next_offsets: dict[int, int],
+                     suffix: str) -> dg.RunRequest:
+    """A run died between its ledger commit and its trends: with no new data no batch would
+    ever show it, so a run with empty ranges rebuilds the trends."""
+    at_frontier = [OffsetRange(topic, p, o, o) for p, o in sorted(next_offsets.items())]
+    return dg.RunRequest(
+        run_key=f"{run_key(at_frontier)}-trends-{suffix}",
+        run_config=microbatch_run_config(at_frontier, hive_database),
+        tags={MICROBATCH_TAG: hive_database, "berka/records": "0"})
 
 
 kafka_trans_sensor = build_kafka_sensor()

@@ -14,6 +14,7 @@ from berka_assets_tests.cluster.clusters import (
     spark_standalone_cluster,
 )
 from berka_stack import process
+from berka_stack.dev import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +26,6 @@ def busy_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         yield listener.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def no_pid_files(var: Path) -> bool:

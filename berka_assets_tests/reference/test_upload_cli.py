@@ -3,7 +3,6 @@ full upload, the last two against the stack's local S3 server."""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from berka_assets.resources import berka_source
 from berka_core.config import Settings
+from berka_stack.dev import free_port
 from berka_stack.s3 import local_s3_endpoint
 
 
@@ -34,12 +34,6 @@ def berka_folder(tmp_path: Path) -> Path:
     (folder / "district.csv").write_text("A1;A2\r\n1;Hl.m. Praha\r\n")
     (folder / "FORMAT.md").write_text("not uploaded")
     return folder
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def one_error_line(err: str) -> str:
@@ -82,7 +76,7 @@ def test_a_wrong_folder_is_one_line_and_status_2(
 ) -> None:
     folder = make_folder(tmp_path)
     # A closed endpoint too: the folder is checked before any S3 call.
-    argv = [str(folder), "--endpoint-url", f"http://127.0.0.1:{closed_port()}"]
+    argv = [str(folder), "--endpoint-url", f"http://127.0.0.1:{free_port()}"]
     assert berka_source.main(argv) == 2
     captured = capsys.readouterr()
     assert one_error_line(captured.err) == f"berka-upload: error: {message.format(folder)}"
@@ -99,7 +93,7 @@ def test_an_invalid_endpoint_url_is_status_2(
 def test_an_unreachable_endpoint_fails_fast_naming_endpoint_and_bucket(
     berka_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    endpoint = f"http://127.0.0.1:{closed_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     assert berka_source.main([str(berka_folder), "--endpoint-url", endpoint,
                               "--bucket", "b1"]) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,21 +15,16 @@ from pathlib import Path
 import pytest
 
 from berka_stack import cli, process, supervisor
+from berka_stack.dev import free_port
 from berka_stack.s3 import S3Server
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("BERKA_VAR_DIR", str(tmp_path))
-    monkeypatch.setenv("BERKA_LOCAL_S3_PORT", str(_free_port()))
+    monkeypatch.setenv("BERKA_LOCAL_S3_PORT", str(free_port()))
     server = S3Server()
     server.start()
     yield server

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from berka_core.spark_jobs.hive_tables import HiveTables
 from berka_core.spark_jobs.kafka_source import OffsetRange
 from berka_core.spark_jobs.microbatch import WRITE_ENRICHED, WRITE_WITH_QUARANTINE
 from berka_stack import process
+from berka_stack.dev import free_port
 from berka_stack.kafka import Kafka
 from berka_stack.mariadb import MariaDB
 from berka_stack.spark import SparkConnectServer
@@ -53,6 +54,16 @@ def sample(stack: Settings) -> Iterator[Pipeline]:
     pipeline.executed = pipeline.drain()  # type: ignore[attr-defined]
     yield pipeline
     pipeline.drop(spark_session(stack))
+
+
+def _retry_then_the_rest(pipeline: Pipeline, victim: dg.RunRequest,
+                         rest: Sequence[dg.RunRequest]) -> None:
+    """The failed run again (as Dagster's run retry would), the runs after it, then the
+    catch-up: every run must succeed."""
+    assert pipeline.execute(victim).success
+    for run_request in rest:
+        assert pipeline.execute(run_request).success
+    pipeline.drain()
 
 
 def test_real_sample_trends_equal_independent_computation(
@@ -235,10 +246,7 @@ def test_kill_9_spark_mid_write_then_retry_is_exact(stack: Settings) -> None:
     assert outcome and not outcome[0].success
     reset_spark_client()
 
-    assert pipeline.execute(victim).success  # the retry
-    for run_request in first.run_requests[2:]:
-        assert pipeline.execute(run_request).success
-    pipeline.drain()
+    _retry_then_the_rest(pipeline, victim, first.run_requests[2:])
     spark = spark_session(stack)
     try:
         assert pipeline.counts(spark) == (sent, 0)
@@ -284,10 +292,7 @@ def test_kafka_restart_between_batches_and_mariadb_stop_during_a_run(stack: Sett
             or ("micro-batch step" in message and "Connection refused" in message
                 and (f"port:{port}" in message or f"port={port}" in message))), message
 
-    assert pipeline.execute(victim).success  # the retry
-    for run_request in first.run_requests[2:]:
-        assert pipeline.execute(run_request).success
-    pipeline.drain()
+    _retry_then_the_rest(pipeline, victim, first.run_requests[2:])
     spark = spark_session(stack)
     try:
         # 4,000 + 6,000 messages; the re-sent 4,000 are quarantined as duplicates.
@@ -306,7 +311,7 @@ def test_streaming_checks_pass_and_catch_a_tampered_table(
     import dagster as dg
 
     from berka_assets.assets.streaming import microbatch
-    from berka_assets.checks.streaming import STREAMING_CHECKS
+    from berka_assets.checks.streaming import STREAMING_CHECKS, trends_fresh
 
     monkeypatch.setenv("BERKA_HIVE_DATABASE", sample.hive_database)
     monkeypatch.setenv("BERKA_KAFKA_TOPIC", sample.topic)
@@ -338,3 +343,12 @@ def test_streaming_checks_pass_and_catch_a_tampered_table(
     spark.sql(f"RESTORE TABLE {enriched} TO VERSION AS OF {before}")
     assert sample.execute(sample.executed[0]).success
     assert all(run_checks().values())
+
+    # Freshness reads only the ledger (MySQL) and the topic (Kafka): it answers, and passes,
+    # with the Spark Connect server unreachable (a closed port), where the others must fail.
+    monkeypatch.setenv("BERKA_SPARK_REMOTE", f"sc://127.0.0.1:{free_port()}")
+    without_spark = dg.materialize(
+        [microbatch, *STREAMING_CHECKS], resources=sample.resources,
+        selection=dg.AssetSelection.checks(trends_fresh), instance=sample.instance)
+    assert [(e.check_name, e.passed)
+            for e in without_spark.get_asset_check_evaluations()] == [("trends_fresh", True)]

@@ -19,10 +19,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -61,6 +61,22 @@ class BatchResult:
     @property
     def records(self) -> int:
         return sum(r.count for r in self.processed)
+
+    @classmethod
+    def committed(cls, batch_id: str, requested: list[OffsetRange], processed: list[OffsetRange],
+                  commits: Sequence[PartitionCommit], counts: WrittenCounts,
+                  seconds: dict[str, float], **details: Any) -> BatchResult:
+        """The result of a batch committed in the ledger with these partition commits."""
+        return cls(
+            batch_id=batch_id,
+            requested=requested,
+            processed=processed,
+            enriched_rows=sum(c.enriched_rows for c in commits),
+            quarantined_rows=sum(c.quarantined_rows for c in commits),
+            reasons=counts.reasons,
+            seconds=seconds,
+            **details,
+        )
 
 
 def read_reference(
@@ -156,17 +172,9 @@ def run_batch(
     ledger.mark_visible()
     versions = _timed(seconds, "version", lambda: tables.versions(spark))
     seconds["total"] = time.monotonic() - started
-    return BatchResult(
-        batch_id=batch_id,
-        requested=requested,
-        processed=processed,
-        enriched_rows=sum(c.enriched_rows for c in commits),
-        quarantined_rows=sum(c.quarantined_rows for c in commits),
-        reasons=counts.reasons,
-        finished_plan=finished,
-        seconds=seconds,
-        write_path=write_path,
-        delta_versions=versions,
+    return BatchResult.committed(
+        batch_id, requested, processed, commits, counts, seconds,
+        finished_plan=finished, write_path=write_path, delta_versions=versions,
         maintained=maintained,
     )
 
