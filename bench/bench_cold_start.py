@@ -31,12 +31,12 @@ from bench_microbatch import (
 )
 from pyspark.sql import SparkSession
 
-from berka_core.config import load_secrets_into_environment, load_settings
+from berka_core.config import get_settings, load_secrets_into_environment
 from berka_stack import cli
 
 
 def connect() -> SparkSession:
-    return SparkSession.builder.remote(load_settings().spark.remote).create()
+    return SparkSession.builder.remote(get_settings().spark.remote).create()
 
 
 def restart_server() -> float:

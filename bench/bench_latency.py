@@ -40,8 +40,8 @@ from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.s3 import s3_resource
 from berka_core.config import (
     REPO_ROOT,
+    get_settings,
     load_secrets_into_environment,
-    load_settings,
     secret,
     var_dir,
 )
@@ -116,7 +116,7 @@ def main() -> None:
                              "separately (steady state: a fresh JVM's first batches are slow)")
     args = parser.parse_args()
     load_secrets_into_environment()
-    settings = load_settings()
+    settings = get_settings()
     name = f"lat_{args.path}_{uuid.uuid4().hex[:6]}"
     ensure_topics(settings.kafka.bootstrap_servers, {name: settings.kafka.partitions})
     mysql = MySQLResource(password=secret(settings.mysql.password_env))

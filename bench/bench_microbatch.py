@@ -31,7 +31,7 @@ from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_core import transformations as T
-from berka_core.config import load_secrets_into_environment, load_settings, secret
+from berka_core.config import get_settings, load_secrets_into_environment, secret
 from berka_core.dataset.generator import generate
 from berka_core.producer.options import ReplayOptions
 from berka_core.producer.position import MemoryPositionStore
@@ -56,7 +56,7 @@ class Dataset:
 
 def prepare_dataset(scale: float, workdir: Path) -> Dataset:
     """Generate a set, load its reference tables, replay every transaction at full speed."""
-    settings = load_settings()
+    settings = get_settings()
     name = f"bench_{str(scale).replace('.', '_')}_{uuid.uuid4().hex[:6]}"
     out = workdir / name
     started = time.monotonic()
@@ -124,7 +124,7 @@ def drop_dataset(dataset: Dataset) -> None:
 
 
 def _admin() -> MySQLResource:
-    return MySQLResource(password=secret(load_settings().mysql.password_env))
+    return MySQLResource(password=secret(get_settings().mysql.password_env))
 
 
 def bench_scale(scale: float, workdir: Path, spark: SparkSession) -> dict[str, float]:
@@ -165,7 +165,7 @@ def main() -> None:
     load_secrets_into_environment()
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; Spark Connect local[2], 4 shuffle partitions")
-    spark = SparkSession.builder.remote(load_settings().spark.remote).getOrCreate()
+    spark = SparkSession.builder.remote(get_settings().spark.remote).getOrCreate()
     results = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as workdir:
         for scale in args.scales:

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 import psutil
 from common import cpu_model
 
+from berka_core.config import get_settings
+
 if TYPE_CHECKING:
     from berka_core.producer.options import ReplayOptions
 
@@ -233,11 +235,10 @@ def _java_comparison(bootstrap: str, partitions: int, rows: int, value_size: flo
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
 
-    from berka_core.config import KafkaSettings
     from berka_core.producer.options import ReplayOptions
     from berka_stack.kafka import ensure_topics
 
-    bootstrap = KafkaSettings().bootstrap_servers
+    bootstrap = get_settings().kafka.bootstrap_servers
     print(f"machine: {_machine()}")
     print(f"broker: {bootstrap} (same machine), {args.partitions} partitions per topic")
     with tempfile.TemporaryDirectory(prefix="bench_producer_") as folder:

@@ -22,7 +22,7 @@ from berka_assets.assets.reference import reference_tables
 from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_core.config import load_secrets_into_environment, load_settings, secret
+from berka_core.config import get_settings, load_secrets_into_environment, secret
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--folder", default=None)
     args = parser.parse_args()
     load_secrets_into_environment()
-    settings = load_settings()
+    settings = get_settings()
     folder = args.folder or settings.data_dir
     database = f"berka_test_bench_{uuid.uuid4().hex[:6]}"
     admin = MySQLResource(password=secret(settings.mysql.password_env))

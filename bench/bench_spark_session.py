@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from berka_core.config import load_settings
+from berka_core.config import get_settings
 from berka_stack.spark import spark_env
 
 RUN = """
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    settings = load_settings()
+    settings = get_settings()
     modes = {
         "local Spark per run (local[2], Hive catalog)": {"spark.master": "local[2]"},
         "Spark Connect server": {"spark.remote": settings.spark.remote},

@@ -54,8 +54,8 @@ from berka_assets.resources.s3 import s3_resource
 from berka_core.config import (
     REPO_ROOT,
     Settings,
+    get_settings,
     load_secrets_into_environment,
-    load_settings,
     secret,
     var_dir,
 )
@@ -106,7 +106,7 @@ def parse_args() -> argparse.Namespace:
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.settings: Settings = load_settings()
+        self.settings: Settings = get_settings()
         self.name = f"soak_{uuid.uuid4().hex[:6]}"
         self.databases = {"sensor": f"{self.name}_sensor", "stream": f"{self.name}_stream"}
         mysql = MySQLResource(password=secret(self.settings.mysql.password_env))

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from berka_core.config import SensorSettings
+from berka_core.config import get_settings
 
 AUTOMATION_SENSOR = "berka_automation_sensor"
 
 
 def checks_condition() -> dg.AutomationCondition:
-    return dg.AutomationCondition.on_cron(SensorSettings().checks_cron)
+    return dg.AutomationCondition.on_cron(get_settings().sensor.checks_cron)
 
 
 def report_condition() -> dg.AutomationCondition:
-    return dg.AutomationCondition.on_cron(SensorSettings().report_cron)
+    return dg.AutomationCondition.on_cron(get_settings().sensor.report_cron)
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

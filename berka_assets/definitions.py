@@ -23,7 +23,7 @@ from berka_assets.resources.s3 import s3_resource
 from berka_assets.resources.spark import spark_resource
 from berka_assets.sensors.kafka_offsets import kafka_trans_sensor
 from berka_assets.sensors.streaming_health import streaming_health_sensor, streaming_job_asset
-from berka_core.config import Settings, load_secrets_into_environment, load_settings
+from berka_core.config import Settings, get_settings, load_secrets_into_environment
 
 # Outside `dagster dev` (tests, the demo, `dagster definitions validate`) the local stack's
 # .env still has to reach EnvVar; values already in the environment win.
@@ -31,7 +31,7 @@ load_secrets_into_environment()
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
-    settings = settings or load_settings()
+    settings = settings or get_settings()
     s3 = s3_resource(settings.s3)
     return {
         "kafka": KafkaResource(

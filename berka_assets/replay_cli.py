@@ -32,10 +32,7 @@ from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_core.config import (
-    KafkaSettings,
-    MySQLSettings,
-    S3Settings,
-    Settings,
+    get_settings,
     load_secrets_into_environment,
     secret,
 )
@@ -98,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Replay the Berka transactions into Kafka at a simulated live pace.",
     )
-    settings, s3 = Settings(), S3Settings()
+    settings, s3 = get_settings(), get_settings().s3
     where = parser.add_argument_group("source and broker (the job's resources)")
     where.add_argument("--source", choices=("folder", "s3"), default=s3.source_kind,
                        help="read the trans file from a folder or an S3 bucket (default: "
@@ -109,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--prefix", default=s3.prefix, help="S3 key prefix (default: %(default)s)")
     where.add_argument("--s3-endpoint-url", default=s3.endpoint_url or None,
                        help="S3-compatible endpoint (default: BERKA_S3_ENDPOINT_URL, else AWS)")
-    where.add_argument("--bootstrap-servers", default=KafkaSettings().bootstrap_servers,
+    where.add_argument("--bootstrap-servers", default=get_settings().kafka.bootstrap_servers,
                        help="Kafka bootstrap servers (default: %(default)s)")
     where.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="live progress line on stderr (default: when stderr is a terminal)")
@@ -191,13 +188,13 @@ def _run(options: ReplayOptions, args: argparse.Namespace, console: _Console,
     stop = StopRequest()
     try:
         # As build_resources() in definitions.py: SASL password only from its variable.
-        sasl_password = os.environ.get(KafkaSettings().sasl_password_env) or None
+        sasl_password = os.environ.get(get_settings().kafka.sasl_password_env) or None
         kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers,
                               sasl_password=sasl_password)
-        s3 = S3Resource(endpoint_url=args.s3_endpoint_url, region_name=S3Settings().region)
+        s3 = S3Resource(endpoint_url=args.s3_endpoint_url, region_name=get_settings().s3.region)
         source = BerkaSourceResource(kind=args.source, folder=args.folder, bucket=args.bucket,
                                      prefix=args.prefix, s3=s3)
-        mysql = MySQLResource(password=secret(MySQLSettings().password_env))
+        mysql = MySQLResource(password=secret(get_settings().mysql.password_env))
         with stop_on_signals(stop), MySQLPositionStore.for_resource(mysql) as positions:
             result = run_replay(options, kafka=kafka, source=source, positions=positions,
                                 stop=stop, on_progress=console.progress, log=log)

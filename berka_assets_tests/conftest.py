@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from berka_core.config import Settings, load_secrets_into_environment, load_settings
+from berka_core.config import Settings, get_settings, load_secrets_into_environment
 from berka_stack import cli
 
 
@@ -43,7 +43,7 @@ def stack() -> Iterator[Settings]:
     if started:
         cli.up(started, echo=lambda line: print(line, flush=True))
     load_secrets_into_environment()
-    yield load_settings()
+    yield get_settings()
     if started and not os.environ.get("BERKA_KEEP_STACK"):
         close_spark_connect_clients()
         cli.down(started, echo=lambda line: None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from berka_core import config
 from berka_core.config import (
     KafkaSettings,
     MySQLSettings,
@@ -58,3 +59,14 @@ def test_secrets_file_is_read_as_dotenv(tmp_path: Path, monkeypatch: pytest.Monk
     assert os.environ["BERKA_B_PASSWORD"] == "single#quoted"
     monkeypatch.delenv("BERKA_B_PASSWORD")
     monkeypatch.delenv("BERKA_C_PASSWORD")
+
+
+def test_settings_are_built_once_per_process_and_again_when_the_environment_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = config.get_settings()
+    assert config.get_settings() is first  # one model, shared by every caller
+    monkeypatch.setenv("BERKA_KAFKA_TOPIC", "another")
+    changed = config.get_settings()
+    assert changed is not first and changed.kafka.topic == "another"
+    assert config.get_settings() is changed

@@ -202,8 +202,19 @@ class Settings(BaseModel):
     data_dir: str = Field(default_factory=lambda: _SourceSettings().data_dir)
 
 
-def load_settings() -> Settings:
-    return Settings()
+_built: tuple[tuple[tuple[str, str], ...], Settings] | None = None
+
+
+def get_settings() -> Settings:
+    """This process's settings, built once at first use (an entry point's start) and shared by
+    everything the process runs. Built again only when the environment has changed since:
+    tests change it; a running service does not."""
+    global _built
+    environment = tuple(sorted(os.environ.items()))
+    built = _built
+    if built is None or built[0] != environment:
+        built = _built = (environment, Settings())
+    return built[1]
 
 
 def variable_defaults() -> dict[str, str]:

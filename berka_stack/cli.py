@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from berka_core.config import SparkSettings, var_dir
+from berka_core.config import get_settings, var_dir
 from berka_stack import prereqs, process, supervisor
 from berka_stack.kafka import Kafka
 from berka_stack.mariadb import MariaDB
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 wipe_data = getattr(service, "wipe", None)
                 if wipe_data:
                     wipe_data()
-            warehouse = SparkSettings().warehouse_dir.removeprefix("file://")
+            warehouse = get_settings().spark.warehouse_dir.removeprefix("file://")
             for path in wipe_local_state(var_dir(), Path(warehouse)):
                 print(f"  removed {path}")
             print("  all local data removed (stop `make dev` first: its instance was in "

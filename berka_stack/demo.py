@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from berka_core.config import REPO_ROOT, load_secrets_into_environment, var_dir
+from berka_core.config import REPO_ROOT, get_settings, load_secrets_into_environment, var_dir
 
 
 class DemoStepError(RuntimeError):
@@ -56,13 +56,12 @@ class Demo:
 
     # -- the steps ---------------------------------------------------------------------------
     def stack_up(self) -> None:
-        from berka_core.config import KafkaSettings
         from berka_stack import cli
         from berka_stack.kafka import ensure_topics
 
         cli.up(echo=lambda line: self.say(line))
         load_secrets_into_environment()
-        kafka = KafkaSettings()  # BERKA_KAFKA_TOPIC may name another topic than the stack's
+        kafka = get_settings().kafka  # BERKA_KAFKA_TOPIC may name another topic than the stack's
         ensure_topics(kafka.bootstrap_servers, {kafka.topic: kafka.partitions,
                                                 kafka.dlq_topic: 1},
                       replication_factor=kafka.replication_factor)
@@ -73,17 +72,16 @@ class Demo:
         bucket. Uploaded on every demo: the local store keeps its objects in memory."""
         from berka_assets.resources.berka_source import upload_folder
         from berka_assets.resources.s3 import s3_resource
-        from berka_core.config import S3Settings, Settings
         from berka_stack.s3 import local_s3_endpoint
 
         if self.args.source == "folder":
-            self.say(f"  --source folder: the files are read from {Settings().data_dir}")
+            self.say(f"  --source folder: the files are read from {get_settings().data_dir}")
             return
         os.environ.update(BERKA_SOURCE_KIND="s3", BERKA_S3_ENDPOINT_URL=local_s3_endpoint())
         for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(variable, "local")  # the local store accepts any key
-        settings = S3Settings()
-        folder = Settings().data_dir
+        settings = get_settings().s3
+        folder = get_settings().data_dir
         uploaded = upload_folder(s3_resource(settings).get_client(), folder, settings.bucket,
                                  settings.prefix)
         self.say(f"  {len(uploaded)} files of {folder} uploaded to "
@@ -112,7 +110,6 @@ class Demo:
     def replay_and_process(self) -> None:
         from berka_assets.definitions import defs
         from berka_assets.sensors.kafka_offsets import kafka_trans_sensor
-        from berka_core.config import KafkaSettings
 
         microbatch_job = defs.resolve_job_def("microbatch_job")
         sensor = defs.resolve_sensor_def(kafka_trans_sensor.name)  # named after the topic
@@ -123,7 +120,8 @@ class Demo:
         }}}}))
         log_path = var_dir() / "logs" / "demo-replay.log"
         self.say(f"  replay: {self.args.transactions:,} transactions at ~{self.args.rate:g}/s "
-                 f"(exponential inter-arrival times) into Kafka topic {KafkaSettings().topic}; "
+                 "(exponential inter-arrival times) into Kafka topic "
+                 f"{get_settings().kafka.topic}; "
                  f"its log: {log_path}")
         # Its own process, as the daemon would launch it: two in-process runs in one process
         # would fight over the captured stdout.
@@ -205,9 +203,8 @@ class Demo:
     def print_trends(self) -> None:
         from berka_assets.assets.reports import fetch_trends, markdown_table
         from berka_assets.resources.hive import HiveResource
-        from berka_core.config import SparkSettings
 
-        trends = fetch_trends(HiveResource(), SparkSettings().hive_database)
+        trends = fetch_trends(HiveResource(), get_settings().spark.hive_database)
         for table, (columns, rows) in trends.items():
             print(f"\n{table} ({len(rows)} rows, read through HiveServer2 with PyHive)")
             print(markdown_table(columns, rows))

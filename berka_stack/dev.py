@@ -38,7 +38,7 @@ import psutil
 from berka_assets.automation import AUTOMATION_SENSOR
 from berka_core.config import (
     REPO_ROOT,
-    MySQLSettings,
+    get_settings,
     load_secrets_into_environment,
     var_dir,
 )
@@ -87,7 +87,7 @@ def instance_environment() -> dict[str, str]:
     The password comes from .env (BERKA_DAGSTER_MYSQL_PASSWORD) via
     load_secrets_into_environment; values already in the environment win.
     """
-    mysql = MySQLSettings()
+    mysql = get_settings().mysql
     return {
         "BERKA_MYSQL_HOST": mysql.host,
         "BERKA_MYSQL_PORT": str(mysql.port),

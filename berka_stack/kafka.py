@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from berka_core.config import KafkaSettings, var_dir
+from berka_core.config import KafkaSettings, get_settings, var_dir
 from berka_stack import prereqs, process
 from berka_stack.service import Service
 
@@ -69,7 +69,7 @@ class Kafka(Service):
         node), `extra_properties` (override the broker properties, e.g. replication factors of
         the internal topics) and `jvm_options` (heap size).
         """
-        self.settings = settings or KafkaSettings()
+        self.settings = settings or get_settings().kafka
         host, default_port = self.settings.bootstrap_servers.split(",")[0].rsplit(":", 1)
         self.host = host
         self.port = port or int(default_port)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from berka_core.config import MySQLSettings, var_dir
+from berka_core.config import MySQLSettings, get_settings, var_dir
 from berka_stack import prereqs, process
 from berka_stack.service import Service
 
@@ -33,7 +33,7 @@ class MariaDB(Service):
     start_timeout = 60.0
 
     def __init__(self, settings: MySQLSettings | None = None) -> None:
-        self.settings = settings or MySQLSettings()
+        self.settings = settings or get_settings().mysql
         self.home = var_dir() / "mariadb"
         self.datadir = self.home / "data"
         self.socket = self.home / "mysqld.sock"

@@ -21,7 +21,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-from berka_core.config import MySQLSettings, Settings, SparkSettings, secret, var_dir
+from berka_core.config import MySQLSettings, Settings, SparkSettings, get_settings, secret, var_dir
 from berka_stack import prereqs, process
 from berka_stack.service import Service
 
@@ -73,7 +73,7 @@ def spark_conf_dir() -> Path:
 
 def spark_defaults(settings: Settings | None = None) -> dict[str, str]:
     """The configuration every Spark process of the pipeline shares."""
-    settings = settings or Settings()
+    settings = settings or get_settings()
     mysql: MySQLSettings = settings.mysql
     spark: SparkSettings = settings.spark
     extra_jars = prereqs.jars("spark")
@@ -241,7 +241,7 @@ class SparkConnectServer(_SparkSubmitServer):
     start_timeout = 120.0
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or get_settings()
         remote = self.settings.spark.remote.removeprefix("sc://").split("/")[0]
         self.host, port = remote.split(":") if ":" in remote else (remote, "15002")
         self.port = int(port)
@@ -279,7 +279,7 @@ class ThriftServer(_SparkSubmitServer):
     start_timeout = 120.0
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or get_settings()
 
     @property
     def address(self) -> str:
@@ -314,7 +314,7 @@ class StreamingJob(Service):
     start_timeout = 180.0
 
     def __init__(self, settings: Settings | None = None, *extra_args: str) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or get_settings()
         self.extra_args = list(extra_args) or streaming_args_from_env()
 
     @property

@@ -33,6 +33,8 @@ import urllib.request
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from berka_core.config import get_settings
+
 THRIFT_MAIN = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 MASTER_MAIN = "org.apache.spark.deploy.master.Master"
 WORKER_MAIN = "org.apache.spark.deploy.worker.Worker"
@@ -59,9 +61,8 @@ logger.datanucleus.level = error
 
 
 def _settings():
-    from berka_core.config import Settings
 
-    return Settings()
+    return get_settings()
 
 
 def master_address(master_url: str) -> tuple[str, int]:
@@ -384,9 +385,8 @@ def create_bucket() -> None:
     listed = client.list_objects_v2(Bucket=s3.bucket, Prefix=s3.prefix, MaxKeys=1)
     if not listed.get("KeyCount"):
         from berka_assets.resources.berka_source import upload_folder
-        from berka_core.config import Settings
 
-        upload_folder(client, Settings().data_dir, s3.bucket, s3.prefix)
+        upload_folder(client, get_settings().data_dir, s3.bucket, s3.prefix)
 
 
 def create_hive_database() -> None:

@@ -31,7 +31,7 @@ from pyspark.sql.streaming import StreamingQuery
 from berka_core import transformations as T
 from berka_core.clients.kafka import KafkaClient
 from berka_core.clients.mysql import MySQLClient
-from berka_core.config import Settings, load_secrets_into_environment, load_settings, var_dir
+from berka_core.config import Settings, get_settings, load_secrets_into_environment, var_dir
 from berka_core.spark_jobs.hive_tables import HiveTables
 from berka_core.spark_jobs.jvm_functions import register_jvm_functions
 from berka_core.spark_jobs.ledger import BatchLedger
@@ -47,7 +47,7 @@ log = logging.getLogger("berka.streaming")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    settings = load_settings()
+    settings = get_settings()
     parser = argparse.ArgumentParser(prog="berka-streaming", description=__doc__.splitlines()[0])
     parser.add_argument("--topic", default=settings.kafka.topic)
     parser.add_argument("--hive-database", default=settings.spark.stream_hive_database)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     load_secrets_into_environment()
     args = parse_args(argv)
-    job = _prepare(args, load_settings())
+    job = _prepare(args, get_settings())
     query = _start_query(job, args)
     log.info("streaming query started: topic %s -> Hive database %s, checkpoint %s",
              args.topic, args.hive_database, args.checkpoint)

@@ -9,7 +9,7 @@ from berka_assets.assets.catalog import OWNERS, mysql_table_metadata, table_valu
 from berka_assets.assets.source import SOURCE_FILES_KEY
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_core.config import MySQLSettings
+from berka_core.config import get_settings
 from berka_core.dataset.reader import TableReader, read_table
 from berka_core.dataset.schema import get_table, load_order
 from berka_core.reference import mysql_loader
@@ -31,7 +31,7 @@ def _spec(table: str) -> dg.AssetSpec:
         group_name="reference",
         kinds={"mysql"},
         deps=[SOURCE_FILES_KEY, *(reference_key(parent) for parent in sorted(parents))],
-        metadata=mysql_table_metadata(table, MySQLSettings().database),
+        metadata=mysql_table_metadata(table, get_settings().mysql.database),
         owners=OWNERS,
         skippable=True,
     )

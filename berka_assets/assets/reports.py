@@ -12,7 +12,7 @@ from berka_assets.assets.catalog import OWNERS, table_value
 from berka_assets.assets.streaming import TREND_TABLES, hive_key
 from berka_assets.automation import report_condition
 from berka_assets.resources.hive import HiveResource
-from berka_core.config import SparkSettings, var_dir
+from berka_core.config import get_settings, var_dir
 
 # Dagster keeps metadata in its event log; keep an inline chart well under its column limits.
 MAX_INLINE_PNG_BYTES = 48 * 1024
@@ -125,7 +125,7 @@ def trends_chart_png(trends: dict[str, tuple[list[str], list[tuple]]]) -> bytes:
 )
 def trends_report(context: dg.AssetExecutionContext, config: TrendsReportConfig,
                   hive: HiveResource) -> dg.MaterializeResult:
-    database = SparkSettings().hive_database
+    database = get_settings().spark.hive_database
     as_of = {"version": config.as_of_version, "timestamp": config.as_of_timestamp}
     started = time.monotonic()
     # The version first, then the three trends as of it: one consistent state even while

@@ -6,17 +6,17 @@ from __future__ import annotations
 import dagster as dg
 
 from berka_assets.assets.catalog import OWNERS
-from berka_core.config import S3Settings, Settings
+from berka_core.config import S3Settings, get_settings
 
 SOURCE_FILES_KEY = dg.AssetKey(["berka", "source_files"])
 
 
 def source_files_spec(settings: S3Settings | None = None) -> dg.AssetSpec:
-    settings = settings or S3Settings()
+    settings = settings or get_settings().s3
     if settings.source_kind == "s3":
         location, kinds = f"s3://{settings.bucket}/{settings.prefix}", {"s3", "csv"}
     else:
-        location, kinds = Settings().data_dir, {"file", "csv"}
+        location, kinds = get_settings().data_dir, {"file", "csv"}
     return dg.AssetSpec(
         key=SOURCE_FILES_KEY,
         description="The Berka files (account, client, disp, district, loan, card, order, "

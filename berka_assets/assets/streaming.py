@@ -18,7 +18,7 @@ from berka_assets.assets.source import SOURCE_FILES_KEY
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.spark import connect_endpoint_reachable
-from berka_core.config import KafkaSettings, SensorSettings, SparkSettings
+from berka_core.config import get_settings
 from berka_core.offset_planning import catch_up_ranges
 from berka_core.spark_jobs.hive_tables import HiveTables
 from berka_core.spark_jobs.kafka_source import OffsetRange
@@ -38,7 +38,7 @@ WRITER = "dagster-microbatch"
 
 
 def topic_key(topic: str | None = None) -> dg.AssetKey:
-    return dg.AssetKey(["kafka", topic or KafkaSettings().topic])
+    return dg.AssetKey(["kafka", topic or get_settings().kafka.topic])
 
 
 def hive_key(table: str) -> dg.AssetKey:
@@ -69,12 +69,12 @@ class MicrobatchConfig(dg.Config):
     """The offset ranges of one micro-batch: one partition's (the default), or every
     partition's when the sensor runs one batch per tick (BERKA_SENSOR_RUN_PER=tick)."""
 
-    topic: str = KafkaSettings().topic
+    topic: str = get_settings().kafka.topic
     ranges: list[PartitionRange] = Field(
         default_factory=list,
         description="Empty (a Materialize click): catch up from the ledger's frontier, at most "
         "BERKA_SENSOR_MAX_RECORDS per partition. The sensor names its ranges.")
-    hive_database: str = SparkSettings().hive_database
+    hive_database: str = get_settings().spark.hive_database
 
     def offset_ranges(self) -> list[OffsetRange]:
         return [OffsetRange(self.topic, r.partition, r.start_offset, r.end_offset)
@@ -82,7 +82,7 @@ class MicrobatchConfig(dg.Config):
 
 
 _ENRICHMENT_DEPS = [reference_key(table) for table in ENRICHMENT_TABLES]
-_HIVE_DATABASE = SparkSettings().hive_database
+_HIVE_DATABASE = get_settings().spark.hive_database
 
 
 @dg.multi_asset(
@@ -148,7 +148,7 @@ def microbatch(
     frontiers = ledger.frontiers(config.topic)
     lows = {p.partition: p.low for p in partitions}
     requested = config.offset_ranges() or catch_up_ranges(
-        config.topic, frontiers, partitions, SensorSettings().max_records_per_batch)
+        config.topic, frontiers, partitions, get_settings().sensor.max_records_per_batch)
     if (not trends_only and pending is None and not from_frontier(requested, frontiers, lows)
             and not ledger.invisible_batches()):
         # A retry of a run that failed after its commit, or a repeated click: committed and
@@ -161,7 +161,7 @@ def microbatch(
         return
     require_spark_endpoint()
     spark = pyspark.spark_session
-    spark_settings = SparkSettings()
+    spark_settings = get_settings().spark
     tables = HiveTables(config.hive_database, spark_settings.delta_retention_hours)
     # A batch a crash left planned is finished first (by run_batch): trends never show it half.
     if trends_only and pending is None:
@@ -255,7 +255,7 @@ def _rebuild_trends_only(context: dg.AssetExecutionContext, spark, tables: HiveT
 
 def require_spark_endpoint() -> None:
     """Fail fast and clearly: the Connect client would otherwise retry for minutes."""
-    remote = SparkSettings().remote
+    remote = get_settings().spark.remote
     if not remote:
         return
     if not connect_endpoint_reachable(remote):
@@ -297,5 +297,5 @@ microbatch_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     # Retried by the daemon (run_retries in dagster.yaml): a batch is exactly once, so safe.
     tags={MICROBATCH_TAG: "hive", "dagster/max_retries": "2",
-          "dagster/max_runtime": str(SensorSettings().microbatch_max_runtime_s)},
+          "dagster/max_runtime": str(get_settings().sensor.microbatch_max_runtime_s)},
 )

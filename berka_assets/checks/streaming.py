@@ -9,7 +9,7 @@ from berka_assets.assets.streaming import TREND_TABLES, hive_key, require_spark_
 from berka_assets.automation import checks_condition
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_core.config import KafkaSettings, SensorSettings, SparkSettings
+from berka_core.config import get_settings
 from berka_core.spark_jobs.hive_tables import HiveTables
 from berka_core.spark_jobs.ledger import BatchLedger
 
@@ -22,7 +22,7 @@ TOTAL_COLUMNS = {
 
 def _tables() -> HiveTables:
     require_spark_endpoint()  # the checks use Spark: fail clearly, not after minutes of retries
-    return HiveTables(SparkSettings().hive_database)
+    return HiveTables(get_settings().spark.hive_database)
 
 
 @dg.asset_check(
@@ -34,7 +34,7 @@ def _tables() -> HiveTables:
 def offsets_add_up(pyspark: PySparkResource, mysql: MySQLResource) -> dg.AssetCheckResult:
     tables = _tables()
     spark = pyspark.spark_session
-    totals = BatchLedger(mysql.connect, tables.database).totals(KafkaSettings().topic)
+    totals = BatchLedger(mysql.connect, tables.database).totals(get_settings().kafka.topic)
     enriched = spark.table(tables.enriched).count()
     quarantined = spark.table(tables.quarantine).count()
     return dg.AssetCheckResult(
@@ -100,12 +100,12 @@ def _trend_totals_check(table: str) -> dg.AssetChecksDefinition:
 )
 def trends_fresh(kafka: KafkaResource, mysql: MySQLResource) -> dg.AssetCheckResult:
     # The ledger and the topic only: no Spark, so it also tells the truth while Spark is down.
-    topic = KafkaSettings().topic
-    ledger = BatchLedger(mysql.connect, SparkSettings().hive_database)
+    topic = get_settings().kafka.topic
+    ledger = BatchLedger(mysql.connect, get_settings().spark.hive_database)
     frontiers = ledger.frontiers(topic)
     lag = sum(p.high - frontiers.get(p.partition, p.low) for p in kafka.partition_offsets(topic))
     last_commit = ledger.last_commit()
-    limit = dt.timedelta(minutes=SensorSettings().freshness_minutes)
+    limit = dt.timedelta(minutes=get_settings().sensor.freshness_minutes)
     age = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - last_commit) if last_commit else None
     fresh = lag == 0 or (age is not None and age <= limit)
     return dg.AssetCheckResult(

@@ -16,7 +16,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from berka_core.config import S3Settings, Settings
+from berka_core.config import S3Settings, get_settings
 from berka_core.dataset.reader import BerkaFileNotFoundError, candidate_file_names, find_table_file
 
 
@@ -24,9 +24,9 @@ class BerkaSourceResource(dg.ConfigurableResource):
     """kind="folder" reads `folder`; kind="s3" reads s3://bucket/prefix through `s3`."""
 
     kind: Literal["folder", "s3"] = "folder"
-    folder: str = Field(default_factory=lambda: Settings().data_dir)
-    bucket: str = Field(default_factory=lambda: S3Settings().bucket)
-    prefix: str = Field(default_factory=lambda: S3Settings().prefix)
+    folder: str = Field(default_factory=lambda: get_settings().data_dir)
+    bucket: str = Field(default_factory=lambda: get_settings().s3.bucket)
+    prefix: str = Field(default_factory=lambda: get_settings().s3.prefix)
     s3: S3Resource
 
     def describe(self) -> str:
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
     from tqdm import tqdm  # a dagster dependency
 
-    settings = S3Settings()
+    settings = get_settings().s3
     args = _upload_parser(settings).parse_args(argv)
     folder = Path(args.folder)
     if not folder.is_dir():

@@ -7,14 +7,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from berka_core.config import HiveServerSettings
+from berka_core.config import get_settings
 
 
 class HiveResource(dg.ConfigurableResource):
-    host: str = Field(default_factory=lambda: HiveServerSettings().host)
-    port: int = Field(default_factory=lambda: HiveServerSettings().port)
-    username: str = Field(default_factory=lambda: HiveServerSettings().username)
-    auth: str = Field(default_factory=lambda: HiveServerSettings().auth)
+    host: str = Field(default_factory=lambda: get_settings().hive.host)
+    port: int = Field(default_factory=lambda: get_settings().hive.port)
+    username: str = Field(default_factory=lambda: get_settings().hive.username)
+    auth: str = Field(default_factory=lambda: get_settings().hive.auth)
     password: str | None = None
     database: str = "default"
 

@@ -12,7 +12,7 @@ import socket
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from berka_core.config import SparkSettings
+from berka_core.config import SparkSettings, get_settings
 
 
 class ReleasingPySparkResource(PySparkResource):
@@ -40,7 +40,7 @@ class ReleasingPySparkResource(PySparkResource):
 
 
 def spark_resource(settings: SparkSettings | None = None) -> PySparkResource:
-    settings = settings or SparkSettings()
+    settings = settings or get_settings().spark
     if settings.remote:
         return ReleasingPySparkResource(spark_config={"spark.remote": settings.remote},
                                         client_max_retries=settings.client_max_retries)

@@ -14,7 +14,7 @@ from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.spark import connect_endpoint_reachable
 from berka_core.clients.kafka import PartitionOffsets
-from berka_core.config import KafkaSettings, SensorSettings, SparkSettings
+from berka_core.config import get_settings
 from berka_core.offset_planning import (
     Reconciled,
     SensorCursor,
@@ -56,9 +56,9 @@ def build_kafka_sensor(
     run_per: str | None = None,
 ) -> dg.SensorDefinition:
     """A sensor over `topic`; its cursor is {"partition": next offset} as JSON."""
-    topic = topic or KafkaSettings().topic
-    hive_database = hive_database or SparkSettings().hive_database
-    sensor_settings = SensorSettings()
+    topic = topic or get_settings().kafka.topic
+    hive_database = hive_database or get_settings().spark.hive_database
+    sensor_settings = get_settings().sensor
     max_records = max_records_per_batch or sensor_settings.max_records_per_batch
     interval = minimum_interval_seconds or sensor_settings.interval_seconds
     run_per = run_per or sensor_settings.run_per
@@ -149,7 +149,7 @@ def _replan_waiting(context: dg.SensorEvaluationContext, state: Reconciled,
     logs the reconciliation's warnings."""
     if state.replan:
         # Kafka and MySQL answered this tick; a failed run's usual cause is Spark.
-        remote = SparkSettings().remote
+        remote = get_settings().spark.remote
         if remote and not connect_endpoint_reachable(remote, timeout=1.0):
             return dg.SensorResult(skip_reason=(
                 f"offsets of a failed run wait for the Spark Connect server at {remote}, "

@@ -7,13 +7,14 @@ import dagster as dg
 from berka_assets.assets.reference import reference_key
 from berka_assets.assets.streaming import topic_key
 from berka_assets.resources.mysql import MySQLResource
-from berka_core.config import SparkSettings
+from berka_core.config import get_settings
 from berka_core.spark_jobs.microbatch import ENRICHMENT_TABLES
 from berka_core.spark_jobs.stream_metrics import StreamMetrics
 
 
 def streaming_job_key(hive_database: str | None = None) -> dg.AssetKey:
-    return dg.AssetKey(["spark_streaming", hive_database or SparkSettings().stream_hive_database])
+    database = hive_database or get_settings().spark.stream_hive_database
+    return dg.AssetKey(["spark_streaming", database])
 
 
 streaming_job_asset = dg.AssetSpec(
@@ -29,7 +30,7 @@ streaming_job_asset = dg.AssetSpec(
 
 
 def build_streaming_health_sensor(hive_database: str | None = None) -> dg.SensorDefinition:
-    hive_database = hive_database or SparkSettings().stream_hive_database
+    hive_database = hive_database or get_settings().spark.stream_hive_database
 
     @dg.sensor(
         name=f"streaming_health_{hive_database}",

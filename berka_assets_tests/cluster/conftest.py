@@ -36,8 +36,8 @@ from berka_assets_tests.cluster.support import NOTES, SAMPLE, TIMINGS
 from berka_core.config import (
     REPO_ROOT,
     Settings,
+    get_settings,
     load_secrets_into_environment,
-    load_settings,
     secret,
 )
 
@@ -46,7 +46,7 @@ from berka_core.config import (
 def mariadb(stack: Settings) -> Settings:
     """The local stack's settings, once its MariaDB answers."""
     load_secrets_into_environment()
-    settings = load_settings()
+    settings = get_settings()
     try:
         mysql = MySQLResource(password=secret(settings.mysql.password_env))
         with mysql.connect() as connection, connection.cursor() as cursor:

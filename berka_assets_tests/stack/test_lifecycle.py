@@ -39,11 +39,11 @@ _DATA = """
 import sys
 from confluent_kafka import Consumer, Producer
 from pyspark.sql import SparkSession
-from berka_core.config import load_secrets_into_environment, load_settings
+from berka_core.config import load_secrets_into_environment, get_settings
 from berka_stack.kafka import ensure_topics
 
 load_secrets_into_environment()
-settings = load_settings()
+settings = get_settings()
 kafka = settings.kafka.bootstrap_servers
 spark = SparkSession.builder.remote(settings.spark.remote).create()
 try:

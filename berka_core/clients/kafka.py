@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from berka_core.config import KafkaSettings
+from berka_core.config import KafkaSettings, get_settings
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class KafkaClient(KafkaConnection):
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings | None = None) -> KafkaClient:
-        settings = settings or KafkaSettings()
+        settings = settings or get_settings().kafka
         return cls(
             bootstrap_servers=settings.bootstrap_servers,
             security_protocol=settings.security_protocol,

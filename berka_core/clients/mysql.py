@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from berka_core.config import MySQLSettings, secret
+from berka_core.config import MySQLSettings, get_settings, secret
 
 MYSQL_JDBC_DRIVER = "com.mysql.cj.jdbc.Driver"
 
@@ -76,6 +76,6 @@ class MySQLClient(MySQLConnection):
 
     @classmethod
     def from_settings(cls, settings: MySQLSettings | None = None) -> MySQLClient:
-        settings = settings or MySQLSettings()
+        settings = settings or get_settings().mysql
         return cls(host=settings.host, port=settings.port, database=settings.database,
                    user=settings.user, password=secret(settings.password_env))

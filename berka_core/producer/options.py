@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from berka_core.config import KafkaSettings
+from berka_core.config import get_settings
 from berka_core.producer.pacing import Pacer
 
 
@@ -21,11 +21,11 @@ class ReplayOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topic: str = Field(
-        default_factory=lambda: KafkaSettings().topic,
+        default_factory=lambda: get_settings().kafka.topic,
         description="Kafka topic of the transaction messages",
     )
     dlq_topic: str = Field(
-        default_factory=lambda: KafkaSettings().dlq_topic,
+        default_factory=lambda: get_settings().kafka.dlq_topic,
         description="dead-letter topic for malformed rows (JSON: file, line, raw, reason)",
     )
     pacing: Literal["rate", "historical", "full"] = Field(
