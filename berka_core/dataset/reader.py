@@ -34,8 +34,6 @@ from berka_core.dataset.converters import (
     parse_birth_number,
 )
 
-# producer.columnar parses trans dates with the reader's cached converter, imported from here.
-from berka_core.dataset.converters import _date as _date
 from berka_core.dataset.errors import (
     BerkaError,
     BerkaFileNotFoundError,

@@ -31,7 +31,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as csv
 
 from berka_core.dataset import schema
-from berka_core.dataset.reader import SeenKeys, _date
+from berka_core.dataset.converters import _date
+from berka_core.dataset.reader import SeenKeys
 from berka_core.producer.encoding import FAST_ENCODER_MATCHES_CONTRACT
 
 # The contract's layout this module writes is the fast per-row encoder's: same check.
