@@ -33,7 +33,6 @@ from berka_core.dataset.converters import (
     _converter,
     parse_birth_number,
 )
-
 from berka_core.dataset.errors import (
     BerkaError,
     BerkaFileNotFoundError,
