@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from berka_assets.resources.kafka import KafkaResource
 from berka_assets_tests import independent
 from berka_assets_tests.cluster.clusters import KafkaCluster, SparkStandaloneCluster
 from berka_assets_tests.cluster.support import (
@@ -29,6 +30,7 @@ from berka_assets_tests.streaming.harness import Pipeline, as_plain, spark_sessi
 from berka_core.producer.options import ReplayOptions
 from berka_core.producer.position import MemoryPositionStore
 from berka_core.producer.replay import Progress, run_replay
+from berka_core.producer.results import ReplayResult
 
 pytestmark = pytest.mark.integration
 
@@ -91,31 +93,15 @@ def test_replay_survives_kill_9_of_a_broker_and_nothing_is_lost(
     assert kafka.bootstrap_servers == kafka3.bootstrap_servers
     victim = kafka3.partitions(topic)[0].leader  # leads partition 0, follows the others
 
-    progress: list[tuple[float, Progress]] = []
-    outcome: dict[str, object] = {}
-    config = ReplayOptions(topic=topic, dlq_topic=dlq, pacing="rate", rate=rate,
-                          max_messages=count, start="beginning", seed=11, log_interval_s=2.0)
-
-    def replay() -> None:
-        try:
-            outcome["result"] = run_replay(
-                config, kafka=kafka, source=pipeline.resources["berka_source"],
-                positions=MemoryPositionStore(),
-                on_progress=lambda p: progress.append((time.monotonic(), p)),
-            )
-        except BaseException as error:  # noqa: BLE001 - reported by the test thread
-            outcome["error"] = error
-
+    replay = _BackgroundReplay(
+        ReplayOptions(topic=topic, dlq_topic=dlq, pacing="rate", rate=rate,
+                      max_messages=count, start="beginning", seed=11, log_interval_s=2.0),
+        kafka, pipeline.resources["berka_source"])
     killed = restarted = False
     spark = spark_session(connect.settings)
     try:
-        thread = threading.Thread(target=replay, name="replay", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not (progress and progress[-1][1].delivered >= count // 4):
-            assert thread.is_alive() and time.monotonic() < deadline, outcome
-            time.sleep(0.05)
-        delivered_at_kill = progress[-1][1].delivered
+        replay.thread.start()
+        delivered_at_kill = replay.wait_until_delivered(count // 4, timeout=60)
         killed_at = time.monotonic()
         kafka3.kill(victim)
         killed = True
@@ -123,11 +109,8 @@ def test_replay_survives_kill_9_of_a_broker_and_nothing_is_lost(
             topic, lambda s: s.leader not in (-1, victim) and victim not in s.isr,
             timeout=60, what=f"new leaders and an ISR without broker {victim}",
         )
-        thread.join(240)
-        assert not thread.is_alive(), "the replay did not finish"
-        assert "error" not in outcome, outcome.get("error")
-        result = outcome["result"]
-        pause = _longest_pause(progress, killed_at)
+        result = replay.result(timeout=240)
+        pause = _longest_pause(replay.progress, killed_at)
         TIMINGS["C: leaders moved, ISR shrunk after kill -9"] = failover
         TIMINGS["C: longest pause in deliveries"] = pause
         # What the README promises: the controller fences the dead broker after its session
@@ -162,6 +145,39 @@ def test_replay_survives_kill_9_of_a_broker_and_nothing_is_lost(
             kafka3.restart(victim)  # leave a whole cluster to the next tests
         pipeline.drop(spark)
 
+
+
+class _BackgroundReplay:
+    """run_replay in a thread, its progress reports timed, its outcome kept for the test."""
+
+    def __init__(self, options: ReplayOptions, kafka: KafkaResource, source: object) -> None:
+        self.progress: list[tuple[float, Progress]] = []
+        self.outcome: dict[str, object] = {}
+        self.thread = threading.Thread(target=self._run, args=(options, kafka, source),
+                                       name="replay", daemon=True)
+
+    def _run(self, options: ReplayOptions, kafka: KafkaResource, source: object) -> None:
+        try:
+            self.outcome["result"] = run_replay(
+                options, kafka=kafka, source=source, positions=MemoryPositionStore(),
+                on_progress=lambda p: self.progress.append((time.monotonic(), p)),
+            )
+        except BaseException as error:  # noqa: BLE001 - reported by the test thread
+            self.outcome["error"] = error
+
+    def wait_until_delivered(self, messages: int, timeout: float) -> int:
+        """Messages delivered when at least `messages` are."""
+        deadline = time.monotonic() + timeout
+        while not (self.progress and self.progress[-1][1].delivered >= messages):
+            assert self.thread.is_alive() and time.monotonic() < deadline, self.outcome
+            time.sleep(0.05)
+        return self.progress[-1][1].delivered
+
+    def result(self, timeout: float) -> ReplayResult:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the replay did not finish"
+        assert "error" not in self.outcome, self.outcome.get("error")
+        return self.outcome["result"]  # type: ignore[return-value]
 
 # Kafka's broker.session.timeout.ms (9 s) plus a heartbeat and the producer's metadata refresh.
 FAILOVER_BOUND_S = 15.0
