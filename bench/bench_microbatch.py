@@ -26,8 +26,8 @@ import dagster as dg
 from pyspark.sql import SparkSession
 
 from berka_assets.assets.reference import reference_tables
-from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.factory import build_resources
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_core import transformations as T

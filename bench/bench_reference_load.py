@@ -19,8 +19,8 @@ import uuid
 import dagster as dg
 
 from berka_assets.assets.reference import reference_tables
-from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.factory import build_resources
 from berka_assets.resources.mysql import MySQLResource
 from berka_core.config import get_settings, load_secrets_into_environment, secret
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import types
 from typing import Any, Literal, TextIO, Union, get_args, get_origin
@@ -29,12 +28,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
 from berka_assets.resources.berka_source import BerkaSourceResource
-from berka_assets.resources.kafka import KafkaResource
-from berka_assets.resources.mysql import MySQLResource
+from berka_assets.resources.factory import kafka_resource, mysql_resource
 from berka_core.config import (
     get_settings,
     load_secrets_into_environment,
-    secret,
 )
 from berka_core.dataset.reader import BerkaError
 from berka_core.producer.options import ReplayOptions
@@ -187,14 +184,13 @@ def _run(options: ReplayOptions, args: argparse.Namespace, console: _Console,
     load_secrets_into_environment()
     stop = StopRequest()
     try:
-        # As build_resources() in definitions.py: SASL password only from its variable.
-        sasl_password = os.environ.get(get_settings().kafka.sasl_password_env) or None
-        kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers,
-                              sasl_password=sasl_password)
-        s3 = S3Resource(endpoint_url=args.s3_endpoint_url, region_name=get_settings().s3.region)
+        settings = get_settings()
+        kafka = kafka_resource(settings, resolve_secrets=True,
+                               bootstrap_servers=args.bootstrap_servers)
+        s3 = S3Resource(endpoint_url=args.s3_endpoint_url, region_name=settings.s3.region)
         source = BerkaSourceResource(kind=args.source, folder=args.folder, bucket=args.bucket,
                                      prefix=args.prefix, s3=s3)
-        mysql = MySQLResource(password=secret(get_settings().mysql.password_env))
+        mysql = mysql_resource(settings, resolve_secrets=True)
         with stop_on_signals(stop), MySQLPositionStore.for_resource(mysql) as positions:
             result = run_replay(options, kafka=kafka, source=source, positions=positions,
                                 stop=stop, on_progress=console.progress, log=log)

@@ -92,7 +92,7 @@ class Demo:
 
         from berka_assets.assets.reference import reference_tables
         from berka_assets.checks.reference import REFERENCE_CHECKS
-        from berka_assets.definitions import build_resources
+        from berka_assets.resources.factory import build_resources
 
         result = dg.materialize([reference_tables, *REFERENCE_CHECKS],
                                 resources=build_resources(), instance=self.instance,
@@ -157,7 +157,7 @@ class Demo:
     def _tick(self, sensor, cursor):
         import dagster as dg
 
-        from berka_assets.definitions import build_resources
+        from berka_assets.resources.factory import build_resources
 
         with dg.build_sensor_context(instance=self.instance, cursor=cursor,
                                      resources=build_resources()) as context:
@@ -193,7 +193,7 @@ class Demo:
         import dagster as dg
 
         from berka_assets.assets.reports import trends_report
-        from berka_assets.definitions import build_resources
+        from berka_assets.resources.factory import build_resources
 
         result = dg.materialize([trends_report], resources=build_resources(),
                                 instance=self.instance, run_config=QUIET)

@@ -22,8 +22,8 @@ import dagster as dg
 import pytest
 
 from berka_assets.assets.reference import reference_tables
-from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.factory import build_resources
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets_tests.cluster.clusters import (
     KafkaCluster,

@@ -236,8 +236,8 @@ def _output_metadata(result: dg.ExecuteInProcessResult) -> dict:
 def test_dagster_job_replays_and_records_metadata(
     topics: Topics, positions: MySQLPositionStore
 ) -> None:
-    from berka_assets.definitions import build_resources
     from berka_assets.jobs import s3_replay_job
+    from berka_assets.resources.factory import build_resources
 
     result = s3_replay_job.execute_in_process(
         run_config=_job_config(topics, pacing="full", max_messages=500),
@@ -262,7 +262,7 @@ def test_dagster_job_replays_and_records_metadata(
 
 _RUN_IN_CHILD = """
 import json, sys
-from berka_assets.definitions import build_resources
+from berka_assets.resources.factory import build_resources
 from berka_assets.jobs import s3_replay_job
 from berka_assets_tests.producer.test_replay_kafka import _job_config, _output_metadata
 from berka_assets_tests.producer.conftest import Topics

@@ -13,8 +13,8 @@ import pytest
 
 from berka_assets.assets.reference import REFERENCE_TABLES, reference_key, reference_tables
 from berka_assets.checks.reference import REFERENCE_CHECKS
-from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource, upload_folder
+from berka_assets.resources.factory import build_resources
 from berka_assets.resources.mysql import MySQLResource
 from berka_core.config import REPO_ROOT, Settings, secret
 from berka_stack.s3 import local_s3_endpoint

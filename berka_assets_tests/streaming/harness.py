@@ -17,8 +17,8 @@ from pyspark.sql import SparkSession
 
 from berka_assets.assets.reference import reference_tables
 from berka_assets.assets.streaming import TREND_TABLES, microbatch, microbatch_job
-from berka_assets.definitions import build_resources
 from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.factory import build_resources
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.sensors.kafka_offsets import build_kafka_sensor
