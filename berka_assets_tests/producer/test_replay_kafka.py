@@ -171,6 +171,19 @@ def test_s3_source_gives_the_same_messages_as_the_folder(
     assert from_s3 == from_folder  # same partitions, offsets, keys and values
 
 
+def _signal_once_flowing(process: subprocess.Popen, flowing: Callable[[], None],
+                         signum: int, timeout: float) -> tuple[str, str]:
+    """Wait with `flowing` until messages flow, send `signum`, and return stdout and stderr;
+    the process is killed if it is still running after that (a failed wait included)."""
+    try:
+        flowing()
+        process.send_signal(signum)
+        return process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_sigterm_stops_the_cli_gracefully(
     topics: Topics, positions: MySQLPositionStore
 ) -> None:
@@ -179,17 +192,15 @@ def test_sigterm_stops_the_cli_gracefully(
                "--start", "beginning", "--log-interval-s", "0.5", "--json", "--no-progress"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    try:
+
+    def flowing() -> None:
         assert process.stderr is not None
-        for line in process.stderr:  # wait until messages are flowing
+        for line in process.stderr:
             if " sent " in line and "sent 0," not in line:
                 break
         time.sleep(0.5)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    stdout, stderr = _signal_once_flowing(process, flowing, signal.SIGTERM, timeout=30)
     assert process.returncode == 0, stderr
     assert "stopping (signal SIGTERM)" in stderr
     report = json.loads(stdout)
@@ -294,17 +305,15 @@ def test_dagster_run_termination_stops_gracefully(
         [sys.executable, "-c", _RUN_IN_CHILD, topics.topic, topics.dlq, topics.bootstrap_servers],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def flowing() -> None:
         deadline = time.monotonic() + 120
         while _messages_in(topics) == 0:
             assert child.poll() is None, child.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "the replay sent nothing in 120 s"
             time.sleep(0.2)
-        child.send_signal(signal.SIGINT)
-        stdout, stderr = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
+
+    stdout, stderr = _signal_once_flowing(child, flowing, signal.SIGINT, timeout=60)
     assert child.returncode == 0, stderr[-3000:]
     metadata = json.loads(stdout.strip().splitlines()[-1])
     assert not metadata["success"]  # reported as interrupted, after a clean stop
