@@ -1,6 +1,8 @@
 """Checks that the Hive tables and the batch ledger agree: nothing lost, nothing counted twice."""
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
@@ -20,16 +22,21 @@ TOTAL_COLUMNS = {
 }
 
 
+
+def _streaming_check(table: str, description: str, **kwargs: Any) -> Callable:
+    """An asset check of a Hive table, evaluated on the checks' cron after new batches."""
+    return dg.asset_check(asset=hive_key(table), automation_condition=checks_condition(),
+                          description=description, **kwargs)
+
 def _tables() -> HiveTables:
     require_spark_endpoint()  # the checks use Spark: fail clearly, not after minutes of retries
     return HiveTables(get_settings().spark.hive_database)
 
 
-@dg.asset_check(
-    asset=hive_key("enriched_transactions"),
-    automation_condition=checks_condition(),
-    description="Offsets consumed (ledger) = enriched rows + quarantined rows, and both tables "
-    "hold exactly the rows the ledger committed.",
+@_streaming_check(
+    "enriched_transactions",
+    "Offsets consumed (ledger) = enriched rows + quarantined rows, and both tables hold "
+    "exactly the rows the ledger committed.",
 )
 def offsets_add_up(pyspark: PySparkResource, mysql: MySQLResource) -> dg.AssetCheckResult:
     tables = _tables()
@@ -52,9 +59,7 @@ def offsets_add_up(pyspark: PySparkResource, mysql: MySQLResource) -> dg.AssetCh
     )
 
 
-@dg.asset_check(asset=hive_key("enriched_transactions"),
-                automation_condition=checks_condition(),
-                description="Every trans_id appears at most once.")
+@_streaming_check("enriched_transactions", "Every trans_id appears at most once.")
 def no_duplicate_trans_id(pyspark: PySparkResource) -> dg.AssetCheckResult:
     spark = pyspark.spark_session
     duplicates = spark.sql(
@@ -70,9 +75,8 @@ def no_duplicate_trans_id(pyspark: PySparkResource) -> dg.AssetCheckResult:
 def _trend_totals_check(table: str) -> dg.AssetChecksDefinition:
     count_column, amount_column = TOTAL_COLUMNS[table]
 
-    @dg.asset_check(asset=hive_key(table), name="totals_match_enriched",
-                    automation_condition=checks_condition(),
-                    description=f"{table}'s count and amount add up to enriched_transactions'.")
+    @_streaming_check(table, f"{table}'s count and amount add up to enriched_transactions'.",
+                      name="totals_match_enriched")
     def totals_match_enriched(pyspark: PySparkResource) -> dg.AssetCheckResult:
         spark = pyspark.spark_session
         tables = _tables()
@@ -92,11 +96,10 @@ def _trend_totals_check(table: str) -> dg.AssetChecksDefinition:
     return totals_match_enriched
 
 
-@dg.asset_check(
-    asset=hive_key("monthly_trend"),
-    automation_condition=checks_condition(),
-    description="Trends are fresh: either every offset in the topic is committed, or the last "
-    "batch committed less than BERKA_FRESHNESS_MINUTES (default 10) ago.",
+@_streaming_check(
+    "monthly_trend",
+    "Trends are fresh: either every offset in the topic is committed, or the last batch "
+    "committed less than BERKA_FRESHNESS_MINUTES (default 10) ago.",
 )
 def trends_fresh(kafka: KafkaResource, mysql: MySQLResource) -> dg.AssetCheckResult:
     # The ledger and the topic only: no Spark, so it also tells the truth while Spark is down.
