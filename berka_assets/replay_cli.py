@@ -33,7 +33,7 @@ from berka_core.config import (
     get_settings,
     load_secrets_into_environment,
 )
-from berka_core.dataset.reader import BerkaError
+from berka_core.dataset.errors import BerkaError
 from berka_core.producer.options import ReplayOptions
 from berka_core.producer.position import MySQLPositionStore
 from berka_core.producer.replay import (

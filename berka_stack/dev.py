@@ -43,8 +43,6 @@ from berka_core.config import (
     var_dir,
 )
 from berka_stack.dagster_ui import (
-    FINISHED_RUN_STATUSES,  # noqa: F401 - moved to dagster_ui, still importable from here
-    REPOSITORY,  # noqa: F401 - as FINISHED_RUN_STATUSES
     DagsterDevError,
     DagsterUIClient,
 )

@@ -296,7 +296,7 @@ class ThriftServer(_SparkSubmitServer):
             "--hiveconf", f"hive.server2.thrift.port={hive.port}",
             "--hiveconf", f"hive.server2.thrift.bind.host={hive.host}",
             "--hiveconf", f"hive.server2.authentication={hive.auth}",
-        ]  # fmt: skip
+        ]
 
     def is_healthy(self) -> bool:
         return process.port_open(self.settings.hive.host, self.settings.hive.port)

@@ -289,12 +289,6 @@ def run_role(role: str, extra: list[str]) -> None:
 # ---- health ------------------------------------------------------------------------------------
 
 
-def tcp_open(host: str, port: int, timeout: float = 3.0) -> bool:
-    from berka_stack.process import port_open
-
-    return port_open(host, port, timeout)
-
-
 def http_ok(url: str, timeout: float = 5.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -316,7 +310,9 @@ def worker_registered(master_ui: str, host: str, timeout: float = 5.0) -> bool:
 def check(health: dict) -> bool:
     kind = health.get("kind")
     if kind == "tcp":
-        return tcp_open(health["host"], int(health["port"]))
+        from berka_stack.process import port_open
+
+        return port_open(health["host"], int(health["port"]), timeout=3.0)
     if kind == "http":
         return http_ok(health["url"])
     if kind == "spark-worker":

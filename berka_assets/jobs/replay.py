@@ -16,7 +16,7 @@ from berka_assets.jobs.replay_config import ReplayConfig
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
-from berka_core.dataset.reader import BerkaError
+from berka_core.dataset.errors import BerkaError
 from berka_core.producer.position import MySQLPositionStore
 from berka_core.producer.replay import (
     DeliveryFailedError,

@@ -17,7 +17,8 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from berka_core.config import S3Settings, get_settings
-from berka_core.dataset.reader import BerkaFileNotFoundError, candidate_file_names, find_table_file
+from berka_core.dataset.errors import BerkaFileNotFoundError
+from berka_core.dataset.reader import candidate_file_names, find_table_file
 
 
 class BerkaSourceResource(dg.ConfigurableResource):

@@ -8,19 +8,18 @@ from pathlib import Path
 import pytest
 
 from berka_core.dataset import generate_cli
-from berka_core.dataset.generator import (
+from berka_core.dataset.generator import GenerationResult, generate
+from berka_core.dataset.reader import foreign_key_violations, open_table
+from berka_core.dataset.schema import TABLES
+from berka_core.dataset.synthetic_shape import (
     ACCOUNTS_OPENED_PER_YEAR,
     FREQUENCY_COUNTS,
     FULL_TRANS_COUNTS,
     FULL_TRANS_MIX,
-    GenerationResult,
-    generate,
     mix_differences,
     mix_report,
     month_index,
 )
-from berka_core.dataset.reader import foreign_key_violations, open_table
-from berka_core.dataset.schema import TABLES
 
 from .conftest import TEST_SCALE
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from berka_core.dataset.reader import (
+from berka_core.dataset.errors import (
     BerkaFileNotFoundError,
     BerkaFormatError,
     DuplicateKeyError,
     RejectedRow,
+)
+from berka_core.dataset.reader import (
     TableReader,
     find_table_file,
     foreign_key_violations,

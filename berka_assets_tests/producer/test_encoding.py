@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 
 from berka_core.config import Settings
-from berka_core.dataset.reader import RejectedRow, TableReader
+from berka_core.dataset.errors import RejectedRow
+from berka_core.dataset.reader import TableReader
 from berka_core.messages import trans_message
 from berka_core.producer import encoding
 from berka_core.producer.encoding import (

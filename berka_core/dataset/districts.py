@@ -6,7 +6,8 @@ shipping them in code keeps the generator free of a data file that packaging wou
 
 from __future__ import annotations
 
-from berka_core.dataset.reader import Record, TableReader
+from berka_core.dataset.converters import Record
+from berka_core.dataset.reader import TableReader
 from berka_core.dataset.schema import get_table
 
 # Data rows exactly as in district.asc (which has CRLF line ends), header excluded.

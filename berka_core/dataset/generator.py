@@ -36,33 +36,11 @@ from berka_core.dataset.synthetic_draws import _allocate, _scaled
 from berka_core.dataset.synthetic_shape import (
     ACCOUNTS_OPENED_PER_YEAR,
     FIRST_YEAR,
-    FREQUENCY_COUNTS,
-    FULL_TRANS_COUNTS,
-    FULL_TRANS_MIX,
     REAL_ACCOUNTS,
-    mix_differences,
-    mix_report,
-    month_index,
 )
 from berka_core.dataset.synthetic_tables import _build_static, _NextIds, _Shard
 from berka_core.dataset.synthetic_trans import _write_trans
 from berka_core.dataset.writer import TableWriter
-
-# The generator's interface, including the shape figures and mix report that callers and
-# tests have always imported from here.
-__all__ = [
-    "ACCOUNTS_OPENED_PER_YEAR",
-    "FREQUENCY_COUNTS",
-    "FULL_TRANS_COUNTS",
-    "FULL_TRANS_MIX",
-    "SHARD_ACCOUNTS",
-    "GenerationResult",
-    "generate",
-    "mix_differences",
-    "mix_report",
-    "month_index",
-]
-
 
 # --- accounts and shards ------------------------------------------------------------------------
 

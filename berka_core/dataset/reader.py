@@ -31,38 +31,14 @@ from berka_core.dataset.converters import (
     Record,
     _compile_row_parser,
     _converter,
-    parse_birth_number,
 )
 from berka_core.dataset.errors import (
-    BerkaError,
     BerkaFileNotFoundError,
     BerkaFormatError,
     DuplicateKeyError,
     RejectedRow,
 )
 from berka_core.dataset.schema import FILE_EXTENSIONS, TABLES, Table, get_table, load_order
-
-# The reader's interface, including the errors and converters that callers have always imported
-# from here.
-__all__ = [
-    "BerkaError",
-    "BerkaFileNotFoundError",
-    "BerkaFormatError",
-    "DuplicateKeyError",
-    "ForeignKeyViolation",
-    "Record",
-    "RejectedRow",
-    "SeenKeys",
-    "Source",
-    "TableReader",
-    "candidate_file_names",
-    "find_table_file",
-    "foreign_key_violations",
-    "normalize_blank",
-    "open_table",
-    "parse_birth_number",
-    "read_table",
-]
 
 Source = Union[str, "os.PathLike[str]", IO[bytes], IO[str], Iterable[bytes], Iterable[str]]
 

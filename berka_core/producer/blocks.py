@@ -19,7 +19,8 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
-from berka_core.dataset.reader import RejectedRow, SeenKeys, TableReader
+from berka_core.dataset.errors import RejectedRow
+from berka_core.dataset.reader import SeenKeys, TableReader
 from berka_core.messages import trans_message
 from berka_core.producer.columnar import CHUNK_BYTES, MATCHES_CONTRACT, ColumnarEncoder
 from berka_core.producer.encoding import Encoder, choose_encoder, encode_record_exact

@@ -23,7 +23,7 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
 from typing import Any
 
-from berka_core.dataset.reader import RejectedRow
+from berka_core.dataset.errors import RejectedRow
 from berka_core.messages import trans_message
 
 Encoder = Callable[[Mapping[str, Any], int], bytes]

@@ -11,7 +11,8 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from berka_core.dataset.reader import RejectedRow, TableReader
+from berka_core.dataset.errors import RejectedRow
+from berka_core.dataset.reader import TableReader
 from berka_core.producer.blocks import BlockReader, RowBlock, shift_row
 from berka_core.producer.position import Position
 from berka_core.producer.results import PositionMismatchError

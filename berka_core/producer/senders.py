@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from berka_core.dataset.reader import RejectedRow
+from berka_core.dataset.errors import RejectedRow
 from berka_core.messages import trans_message
 from berka_core.producer.blocks import RowBlock
 from berka_core.producer.columnar import finish_bodies
