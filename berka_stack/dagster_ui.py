@@ -1,19 +1,29 @@
-"""A small client of the Dagster webserver's GraphQL API: code location, sensors, runs.
+"""A client of the Dagster webserver's GraphQL API: code location, sensors, runs.
 
-`DagsterDev` (berka_stack.dev) is this client plus the `dagster dev` process it talks to; the
-queries and the calls that post them live here so the launcher stays about processes. Only what
-the launcher, the demo and the tests need is covered, with no client library: the stdlib's
-urllib posts the queries.
+`DagsterDev` (berka_stack.dev) is this client plus the `dagster dev` process it talks to. Runs are
+launched and followed with dagster-graphql's `DagsterGraphQLClient`; what that client has no
+call for (the code location's load status, sensors, the UI's one-time dialog, the tests' own
+queries) is posted with gql, the GraphQL library it is built on.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from dagster import AssetKey
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportError, TransportQueryError
+from gql.transport.requests import RequestsHTTPTransport
+
+# gql logs every request and answer at INFO: a waiting loop would fill the launcher's log.
+logging.getLogger("gql.transport.requests").setLevel(logging.WARNING)
 
 REPOSITORY = "__repository__"
 
@@ -43,23 +53,25 @@ class DagsterUIClient:
         """What to add to a failed wait's message (DagsterDev: its log's last lines)."""
         return ""
 
-    def graphql(self, query: str, variables: Mapping[str, Any] | None = None,
-                timeout: float = 60.0) -> dict[str, Any]:
-        """POST a query to /graphql; the `data`, or DagsterDevError with the errors."""
-        body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
+    @cached_property
+    def _runs(self) -> DagsterGraphQLClient:
+        address = urlsplit(self.url)
+        return DagsterGraphQLClient(address.hostname or "127.0.0.1", port_number=address.port,
+                                    timeout=60)
+
+    @cached_property
+    def _queries(self) -> Client:
+        return Client(transport=RequestsHTTPTransport(url=f"{self.url}/graphql", timeout=60))
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Post a query; its `data`, or DagsterDevError with the server's errors."""
+        request = GraphQLRequest(query, variable_values=dict(variables or {}))
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload = json.load(response)
-        except urllib.error.HTTPError as error:
-            raise DagsterDevError(
-                f"GraphQL HTTP {error.code}: {error.read().decode(errors='replace')[:2000]}"
-            ) from error
-        if payload.get("errors"):
-            raise DagsterDevError(f"GraphQL errors: {json.dumps(payload['errors'])[:2000]}")
-        return payload["data"]
+            return self._queries.execute(request)
+        except TransportQueryError as error:
+            raise DagsterDevError(f"GraphQL errors: {str(error.errors)[:2000]}") from error
+        except TransportError as error:
+            raise DagsterDevError(f"GraphQL: {str(error)[:2000]}") from error
 
     def wait_for_location(self, timeout: float = 180.0) -> None:
         """Until the code location is loaded; its load error (a PythonError) is raised."""
@@ -101,35 +113,24 @@ class DagsterUIClient:
         job_name: str,
         *,
         asset_keys: list[list[str]] | None = None,
-        asset_checks: list[tuple[list[str], str]] | None = None,
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
         """Launch (queue) a run of a job, optionally an asset subset of it; returns its id."""
-        selector: dict[str, Any] = {"repositoryLocationName": self.location,
-                                    "repositoryName": REPOSITORY, "jobName": job_name}
-        if asset_keys is not None:
-            selector["assetSelection"] = [{"path": key} for key in asset_keys]
-        if asset_checks is not None:
-            selector["assetCheckSelection"] = [
-                {"assetKey": {"path": key}, "name": name} for key, name in asset_checks
-            ]
-        params = {
-            "selector": selector,
-            "runConfigData": dict(run_config or {}),
-            "executionMetadata": {"tags": [{"key": k, "value": v}
-                                           for k, v in (tags or {}).items()]},
-        }
-        result = self.graphql(_LAUNCH_RUN, {"params": params})["launchRun"]
-        if result["__typename"] != "LaunchRunSuccess":
-            raise DagsterDevError(f"launchRun: {json.dumps(result)[:2000]}")
-        return result["run"]["runId"]
+        try:
+            return self._runs.submit_job_execution(
+                job_name, repository_location_name=self.location, repository_name=REPOSITORY,
+                run_config=dict(run_config or {}), tags=dict(tags or {}),
+                asset_selection=None if asset_keys is None else [AssetKey(k) for k in asset_keys],
+            )
+        except DagsterGraphQLClientError as error:
+            raise DagsterDevError(f"launch of {job_name}: {error}") from error
 
     def run_status(self, run_id: str) -> str:
-        result = self.graphql(_RUN_QUERY, {"runId": run_id})["runOrError"]
-        if result["__typename"] != "Run":
-            raise DagsterDevError(f"run {run_id}: {json.dumps(result)[:2000]}")
-        return result["status"]
+        try:
+            return self._runs.get_run_status(run_id).value
+        except DagsterGraphQLClientError as error:
+            raise DagsterDevError(f"run {run_id}: {error}") from error
 
     def wait_for_run(self, run_id: str, timeout: float = 180.0) -> str:
         """Poll until the run finished; returns SUCCESS, FAILURE or CANCELED."""
@@ -145,8 +146,8 @@ class DagsterUIClient:
 
     # -- internals -------------------------------------------------------------------------
     def _server_answers(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/server_info", timeout=5) as response:
-            return response.status == 200 and "dagster_webserver_version" in json.load(response)
+        response = requests.get(f"{self.url}/server_info", timeout=5)
+        return response.ok and "dagster_webserver_version" in response.json()
 
     def _wait(self, ready: Callable[[], bool], deadline: float, what: str, *,
               swallow: bool = True) -> None:
@@ -168,7 +169,7 @@ class DagsterUIClient:
 
 def _sensor_status(result: Mapping[str, Any]) -> str:
     if result["__typename"] != "Sensor":
-        raise DagsterDevError(f"sensor: {json.dumps(result)[:2000]}")
+        raise DagsterDevError(f"sensor: {str(dict(result))[:2000]}")
     return result["sensorState"]["status"]
 
 
@@ -206,29 +207,4 @@ _START_SENSOR = f"""
 mutation StartSensor($selector: SensorSelector!) {{
   startSensor(sensorSelector: $selector) {{ {_SENSOR_FIELDS} }}
 }}
-"""
-
-_LAUNCH_RUN = """
-mutation LaunchRun($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-    ... on PipelineNotFoundError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
-
-_RUN_QUERY = """
-query Run($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { status }
-    ... on RunNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
 """

@@ -6,8 +6,8 @@ secrets from .env in the environment, and the Kafka and automation sensors switc
 or SIGTERM stops `dagster dev` and everything it started (webserver, daemon, code servers, runs):
 they share one process group of their own, which is killed as a whole.
 
-`DagsterDev` is the same thing as a context manager, with a small GraphQL client (in
-berka_stack.dagster_ui), for tests and the demo:
+`DagsterDev` is the same thing as a context manager, with a GraphQL client (dagster-graphql's
+for runs, gql for the rest; berka_stack.dagster_ui), for tests and the demo:
 
     with DagsterDev(port=free_port(), dagster_home=tmp / "home") as dev:
         dev.start_sensor(KAFKA_SENSOR)

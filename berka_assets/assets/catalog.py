@@ -21,6 +21,14 @@ OWNERS = ["team:data-platform"]
 _CAST_ALIAS = re.compile(r"AS ([a-z]+(?:\(\d+,\s*\d+\))?)\)\s+AS (\w+)$", re.IGNORECASE)
 
 
+def streaming_spec(key: dg.AssetKey, description: str, kinds: set[str],
+                   deps: Sequence[dg.AssetKey]) -> dg.AssetSpec:
+    """An asset of the streaming group that Dagster observes but does not materialize itself
+    (the topic, the streaming job): one owner and group for all of them."""
+    return dg.AssetSpec(key=key, description=description, group_name="streaming", kinds=kinds,
+                        deps=deps, owners=OWNERS)
+
+
 def mysql_table_metadata(table: str, database: str) -> dict[str, object]:
     definition = get_table(table)
     columns = [

@@ -12,7 +12,7 @@ import dagster as dg
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
-from berka_assets.assets.catalog import OWNERS, hive_table_metadata
+from berka_assets.assets.catalog import OWNERS, hive_table_metadata, streaming_spec
 from berka_assets.assets.reference import reference_key
 from berka_assets.assets.source import SOURCE_FILES_KEY
 from berka_assets.resources.kafka import KafkaResource
@@ -45,15 +45,13 @@ def hive_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["hive", table])
 
 
-kafka_topic = dg.AssetSpec(
-    key=topic_key(),
-    description="The Kafka topic the replay job writes Berka transactions to (one JSON message "
+kafka_topic = streaming_spec(
+    topic_key(),
+    "The Kafka topic the replay job writes Berka transactions to (one JSON message "
     "per transaction, key = account_id). Materialized by each replay run (messages sent, "
     "offsets, dead letters); observed by the Kafka sensor (end offsets and lag).",
-    group_name="streaming",
     kinds={"kafka"},
     deps=[SOURCE_FILES_KEY],
-    owners=OWNERS,
 )
 
 

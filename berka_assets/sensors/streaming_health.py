@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from berka_assets.assets.catalog import streaming_spec
 from berka_assets.assets.reference import reference_key
 from berka_assets.assets.streaming import topic_key
 from berka_assets.resources.mysql import MySQLResource
@@ -17,12 +18,11 @@ def streaming_job_key(hive_database: str | None = None) -> dg.AssetKey:
     return dg.AssetKey(["spark_streaming", database])
 
 
-streaming_job_asset = dg.AssetSpec(
-    key=streaming_job_key(),
-    description="The continuous Structured Streaming job (spark_streaming/job.py) and the Hive "
+streaming_job_asset = streaming_spec(
+    streaming_job_key(),
+    "The continuous Structured Streaming job (spark_streaming/job.py) and the Hive "
     "database it writes. Observed from its progress reports: input and processed rows/s, "
     "offsets behind latest, batch duration.",
-    group_name="streaming",
     kinds={"spark", "delta", "hive"},
     # What it reads: the topic, and the reference tables it enriches with.
     deps=[topic_key(), *(reference_key(table) for table in ENRICHMENT_TABLES)],

@@ -3,8 +3,8 @@
 They run beside the local stack, on their own ports and in their own var dir (var/cluster-test,
 or BERKA_CLUSTER_TEST_DIR), and are stopped after the last test of this folder, also when one
 fails. Of the local stack only MariaDB is used (Hive metastore, batch ledger, reference tables);
-the session's `stack` fixture starts it when it is down (this folder runs first in a clean
-clone). The pipeline reaches the clusters through its ordinary environment variables only
+the session's `stack` fixture starts it when it is down (the root conftest runs this folder
+last). The pipeline reaches the clusters through its ordinary environment variables only
 (BERKA_SPARK_MASTER, BERKA_SPARK_REMOTE, BERKA_KAFKA_BOOTSTRAP_SERVERS).
 """
 

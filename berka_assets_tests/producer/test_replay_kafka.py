@@ -171,12 +171,17 @@ def test_s3_source_gives_the_same_messages_as_the_folder(
     assert from_s3 == from_folder  # same partitions, offsets, keys and values
 
 
-def _signal_once_flowing(process: subprocess.Popen, flowing: Callable[[], None],
-                         signum: int, timeout: float) -> tuple[str, str]:
-    """Wait with `flowing` until messages flow, send `signum`, and return stdout and stderr;
-    the process is killed if it is still running after that (a failed wait included)."""
+def _signal_once_flowing(process: subprocess.Popen, topics: Topics, signum: int,
+                         timeout: float) -> tuple[str, str]:
+    """Wait until the replay's first messages are in the topic (not a fixed sleep), send
+    `signum`, and return stdout and stderr; the process is killed if it is still running after
+    that (a failed wait included)."""
     try:
-        flowing()
+        deadline = time.monotonic() + 120
+        while _messages_in(topics) == 0:
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the replay sent nothing in 120 s"
+            time.sleep(0.2)
         process.send_signal(signum)
         return process.communicate(timeout=timeout)
     finally:
@@ -193,14 +198,7 @@ def test_sigterm_stops_the_cli_gracefully(
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
 
-    def flowing() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if " sent " in line and "sent 0," not in line:
-                break
-        time.sleep(0.5)
-
-    stdout, stderr = _signal_once_flowing(process, flowing, signal.SIGTERM, timeout=30)
+    stdout, stderr = _signal_once_flowing(process, topics, signal.SIGTERM, timeout=30)
     assert process.returncode == 0, stderr
     assert "stopping (signal SIGTERM)" in stderr
     report = json.loads(stdout)
@@ -306,14 +304,7 @@ def test_dagster_run_termination_stops_gracefully(
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def flowing() -> None:
-        deadline = time.monotonic() + 120
-        while _messages_in(topics) == 0:
-            assert child.poll() is None, child.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the replay sent nothing in 120 s"
-            time.sleep(0.2)
-
-    stdout, stderr = _signal_once_flowing(child, flowing, signal.SIGINT, timeout=60)
+    stdout, stderr = _signal_once_flowing(child, topics, signal.SIGINT, timeout=60)
     assert child.returncode == 0, stderr[-3000:]
     metadata = json.loads(stdout.strip().splitlines()[-1])
     assert not metadata["success"]  # reported as interrupted, after a clean stop

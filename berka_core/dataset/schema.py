@@ -62,6 +62,8 @@ class Column:
 
 @dataclass(frozen=True)
 class ForeignKey:
+    """`column` of a table refers to `ref_column` of `ref_table` (a MySQL FOREIGN KEY)."""
+
     column: str
     ref_table: str
     ref_column: str
