@@ -19,11 +19,12 @@ moment of every --fault-every-minutes. Every --sample-seconds it samples the ser
 - every fault recovered (the service answered and both paths committed again) within
   --recovery-bound seconds.
 
-    python bench/soak.py --minutes 3 --faults --fault-every-minutes 0.5 --window-minutes 1
-    python bench/soak.py --minutes 240 --rate 20 --faults
+    python bench/soak.py --minutes 5 --rate 20 --fault-every-minutes 1 --window-minutes 1
+    python bench/soak.py --minutes 60 --rate 200 --faults --fault-every-minutes 5
 
-Needs the local stack (`berka-stack up`). No fault is injected in the last window, so that it
-shows the steady state after the last recovery.
+Needs the local stack (`berka-stack up`). No fault is injected in the first two windows (warm-up,
+then the latency baseline) nor in the last two (the last recovery settles, then the steady state
+is compared with the baseline).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import uuid
 from pathlib import Path
 
 from bench_latency import start_sensor_path
-from soak_faults import Faults, Injected
+from soak_faults import FAULT_NAMES, Faults, Injected
 from soak_observe import Sampler, Window, window_table
 from soak_reader import Reader
 
@@ -92,6 +93,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="mean messages per second")
     parser.add_argument("--faults", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--fault-every-minutes", type=float, default=5.0)
+    parser.add_argument("--fault", action="append", choices=FAULT_NAMES, default=None,
+                        help="inject only this fault (repeatable; default: all, in rotation)")
     parser.add_argument("--sample-seconds", type=float, default=60.0)
     parser.add_argument("--window-minutes", type=float, default=5.0)
     parser.add_argument("--recovery-bound", type=float, default=360.0,
@@ -208,20 +211,26 @@ class Soak:
         return self.verdict(started, sampler, reader, sent)
 
     def _plan_faults(self, started: float, first_after: float) -> list[float]:
-        """A random moment in every period after the first (which warms up, fault-free) and
-        after `first_after` (the reader's start), none in the last window."""
+        """A random moment in every fault period between the first two windows (warm-up, then
+        the fault-free latency baseline) and the last two (the recovery of the last fault
+        settles, then the last window is compared with the baseline), and after `first_after`
+        (the reader's start)."""
         if not self.args.faults:
             return []
-        every = self.args.fault_every_minutes * 60
-        last_window = started + (self.args.minutes - self.args.window_minutes) * 60
-        moments, period = [], max(started + every, first_after)
-        while period + every <= last_window + 1e-6:
+        every, width = self.args.fault_every_minutes * 60, self.args.window_minutes * 60
+        last = started + self.args.minutes * 60 - 2 * width
+        moments, period = [], max(started + 2 * width, first_after)
+        while period + every <= last + 1e-6:
             moments.append(period + self.random.uniform(0, every))
             period += every
+        if not moments:
+            self.say("no fault planned: the run is too short for a warm-up, a baseline, a "
+                     "fault period and two settling windows")
         return moments
 
     def _inject(self) -> threading.Thread:
-        faults = getattr(self, "_faults", None) or Faults(lambda: self.daemon.pid)
+        faults = getattr(self, "_faults", None) or Faults(lambda: self.daemon.pid,
+                                                           only=self.args.fault)
         self._faults = faults
         fault, service = faults.inject_next()
         self.injected.append(fault)
@@ -360,7 +369,11 @@ class Soak:
         # Baselines come after the first window, which warms up (cold JVMs, growing heaps).
         settled = windows[1:] if len(windows) >= 3 else windows
         quiet = [w for w in settled if not w.faults]
-        if quiet and windows:
+        if self.args.faults and not self.injected:
+            failures.append("no fault was injected")
+        if not quiet or quiet[0] is windows[-1]:
+            failures.append("no fault-free window before the last to compare latency with")
+        elif windows:
             for path in PATHS:
                 first, last = quiet[0].p(path, 0.95), windows[-1].p(path, 0.95)
                 if not first or not last:  # nothing to compare is no proof of flat latency

@@ -14,6 +14,9 @@ from berka_stack.mariadb import MariaDB
 from berka_stack.service import Service
 from berka_stack.spark import SparkConnectServer, StreamingJob, ThriftServer
 
+FAULT_NAMES = ["kill -9 spark-connect", "kill -9 streaming-job", "kafka restart",
+               "mariadb restart", "kill -9 run worker", "thrift-server restart"]
+
 
 @dataclass
 class Injected:
@@ -26,9 +29,9 @@ class Injected:
 class Faults:
     """Each fault returns what it did; `service_of` names the service whose answer ends it."""
 
-    def __init__(self, daemon_pid: Callable[[], int]) -> None:
+    def __init__(self, daemon_pid: Callable[[], int], only: list[str] | None = None) -> None:
         self._daemon_pid = daemon_pid
-        self.rotation: list[tuple[str, Callable[[], str], Service | None]] = [
+        rotation: list[tuple[str, Callable[[], str], Service | None]] = [
             ("kill -9 spark-connect", lambda: self._kill(SparkConnectServer()),
              SparkConnectServer()),
             ("kill -9 streaming-job", lambda: self._kill(StreamingJob()), StreamingJob()),
@@ -37,6 +40,8 @@ class Faults:
             ("kill -9 run worker", self._kill_run_worker, None),
             ("thrift-server restart", lambda: self._stop(ThriftServer()), ThriftServer()),
         ]
+        assert [name for name, _, _ in rotation] == FAULT_NAMES
+        self.rotation = [fault for fault in rotation if not only or fault[0] in only]
         self._next = 0
 
     def inject_next(self) -> tuple[Injected, Service | None]:

@@ -17,6 +17,7 @@ two paths can never double-count into one set of tables.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import signal
 import sys
@@ -123,7 +124,9 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> _Job:
         log.warning("finishing batch %s, planned and not committed (a crash): %s",
                     pending.batch_id, pending.ranges)
         finish_plan(spark, kafka_options, pending, reference.data, tables, ledger)
-    maintenance = DeltaMaintenance(spark, tables, args.maintenance_minutes * 60)
+    retention = dt.timedelta(hours=settings.spark.delta_retention_hours)
+    maintenance = DeltaMaintenance(spark, tables, args.maintenance_minutes * 60,
+                                   also=lambda: metrics.prune(retention))
     maintenance.start()
 
     state = load_committed_state(spark, tables, ledger)

@@ -5,7 +5,8 @@ alone, an hour of 2-s triggers makes 1,800 files of each. A thread of the job ru
 OPTIMIZE and VACUUM on an interval (HiveTables.maintain). It runs beside the triggers, not in
 them, so no trigger waits for it; Delta lets a compaction commit beside blind appends (the
 streaming job's appends read nothing of the table) and VACUUM keeps every file a version within
-the retention reads.
+the retention reads. The job's per-trigger progress reports in MySQL are pruned to the same
+retention at the same time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
@@ -22,9 +24,14 @@ log = logging.getLogger("berka.streaming")
 
 
 class DeltaMaintenance:
-    def __init__(self, spark: SparkSession, tables: HiveTables, interval_seconds: float) -> None:
+    """OPTIMIZE and VACUUM every `interval_seconds`, then `also` (the progress reports'
+    retention), in a thread of its own."""
+
+    def __init__(self, spark: SparkSession, tables: HiveTables, interval_seconds: float,
+                 also: Callable[[], object] | None = None) -> None:
         self._spark = spark
         self._tables = tables
+        self._also = also
         self._interval = interval_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="delta-maintenance", daemon=True)
@@ -45,6 +52,8 @@ class DeltaMaintenance:
             log.info("Delta maintenance: OPTIMIZE and VACUUM starting")
             try:
                 removed = self._tables.maintain(self._spark)
+                if self._also is not None:
+                    self._also()
             except Exception as error:  # noqa: BLE001 - a conflict or outage: next interval
                 log.warning("Delta maintenance failed, will retry in %.0f s: %s",
                             self._interval, str(error).splitlines()[0][:300])

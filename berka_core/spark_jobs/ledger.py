@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS microbatch_ledger (
   PRIMARY KEY (hive_database, topic, kafka_partition, start_offset),
   UNIQUE KEY no_overlap_end (hive_database, topic, kafka_partition, end_offset),
   KEY by_batch (hive_database, batch_id),
+  KEY by_visibility (hive_database, visible_at),
+  KEY by_commit_time (hive_database, committed_at),
   CONSTRAINT offsets_ordered CHECK (end_offset > start_offset),
   CONSTRAINT rows_add_up CHECK (enriched_rows + quarantined_rows = end_offset - start_offset)
 ) ENGINE=InnoDB
@@ -139,6 +141,7 @@ class BatchLedger:
                 )
             if ("microbatch_plan", "delta_app_id") in found:
                 cursor.execute("ALTER TABLE microbatch_plan DROP COLUMN delta_app_id")
+            add_missing_indexes(cursor, "microbatch_ledger", LEDGER_INDEXES)
 
     def claim(self, writer: str) -> None:
         """Make `writer` the only kind of writer of this Hive database, or refuse clearly."""
@@ -360,6 +363,24 @@ class BatchLedger:
                 "DELETE FROM kafka_topic_incarnation WHERE hive_database = %s",
                 (self.hive_database,),
             )
+
+
+# A job that runs for days adds rows every trigger: the questions asked every batch or tick
+# (which batches are not visible yet, the last commit) must not scan them all.
+LEDGER_INDEXES = {"by_visibility": "(hive_database, visible_at)",
+                  "by_commit_time": "(hive_database, committed_at)"}
+
+
+def add_missing_indexes(cursor: Any, table: str, indexes: dict[str, str]) -> None:
+    """Add the indexes a table of an earlier release lacks (MySQL 8 has no ADD INDEX IF NOT
+    EXISTS, so information_schema is asked)."""
+    cursor.execute(
+        "SELECT DISTINCT index_name FROM information_schema.statistics "
+        "WHERE table_schema = DATABASE() AND table_name = %s", (table,))
+    present = {row[0] for row in cursor.fetchall()}
+    for name, columns in indexes.items():
+        if name not in present:
+            cursor.execute(f"ALTER TABLE {table} ADD INDEX {name} {columns}")
 
 
 def _now() -> dt.datetime:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from berka_core.spark_jobs.ledger import add_missing_indexes
+
 METRICS_DDL = """
 CREATE TABLE IF NOT EXISTS streaming_progress (
   id                        BIGINT AUTO_INCREMENT PRIMARY KEY,
@@ -21,7 +23,8 @@ CREATE TABLE IF NOT EXISTS streaming_progress (
   offsets_behind_latest     BIGINT       NULL,
   batch_duration_ms         BIGINT       NULL,
   end_offsets               TEXT         NULL,
-  KEY by_database (hive_database, id)
+  KEY by_database (hive_database, id),
+  KEY by_time (hive_database, reported_at)
 ) ENGINE=InnoDB
 """
 
@@ -34,6 +37,17 @@ class StreamMetrics:
     def ensure_table(self) -> None:
         with self._connect() as connection, connection.cursor() as cursor:
             cursor.execute(METRICS_DDL)
+            add_missing_indexes(cursor, "streaming_progress",
+                                {"by_time": "(hive_database, reported_at)"})
+
+    def prune(self, older_than: dt.timedelta) -> int:
+        """Delete the reports older than `older_than` (a row per trigger: a job running for
+        days must not grow the table forever); returns how many."""
+        cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - older_than
+        with self._connect() as connection, connection.cursor() as cursor:
+            return cursor.execute(
+                "DELETE FROM streaming_progress WHERE hive_database = %s AND reported_at < %s",
+                (self.hive_database, cutoff))
 
     def record(self, progress: dict[str, Any]) -> None:
         source = (progress.get("sources") or [{}])[0]
