@@ -18,7 +18,7 @@ from berka_stack import prereqs, process, supervisor
 from berka_stack.kafka import Kafka
 from berka_stack.mariadb import MariaDB
 from berka_stack.s3 import S3Server
-from berka_stack.service import Service
+from berka_stack.service import Service, hold
 from berka_stack.spark import SparkConnectServer, StreamingJob, ThriftServer
 
 
@@ -55,7 +55,6 @@ def up(names: list[str] | None = None, *, echo=print) -> dict[str, float]:
     prereqs.ensure_udf_jar()
     timings: dict[str, float] = {}
     for service in select(names):
-        supervisor.release(service.name)
         started = time.monotonic()
         echo(f"  {service.name:<14} starting on {service.address} ...")
         service.start()
@@ -68,7 +67,7 @@ def down(names: list[str] | None = None, *, echo=print) -> None:
     """Stop in reverse order, so nothing loses a dependency while it shuts down."""
     services = select(names) if names else all_services() + optional_services()
     for service in reversed(services):
-        supervisor.hold(service.name)  # on purpose: `watch` leaves it stopped
+        hold(service.name)  # on purpose: `watch` leaves it stopped
         if service.stop():
             echo(f"  {service.name:<14} stopped")
 

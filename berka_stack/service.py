@@ -67,7 +67,9 @@ class Service(ABC):
         return float(os.environ.get(variable, self.start_timeout))
 
     def start(self) -> float:
-        """Start if not running; wait until healthy; return seconds taken (0 if already up)."""
+        """Start if not running; wait until healthy; return seconds taken (0 if already up).
+        Whoever starts it wants it running: a hold left by `berka-stack down` is released."""
+        release(self.name)
         if self.pid() is not None and self.is_healthy():
             self.after_start()
             return 0.0
@@ -126,3 +128,21 @@ class Service(ABC):
             return self.is_healthy()
         except Exception:  # noqa: BLE001 - a failed check is a no
             return False
+
+
+# A service stopped on purpose (`berka-stack down`) is held: `berka-stack watch` leaves it
+# stopped until something starts it again.
+def _hold_marker(name: str) -> Path:
+    return process.run_dir() / f"{name}.held"
+
+
+def hold(name: str) -> None:
+    _hold_marker(name).touch()
+
+
+def release(name: str) -> None:
+    _hold_marker(name).unlink(missing_ok=True)
+
+
+def held(name: str) -> bool:
+    return _hold_marker(name).exists()

@@ -3,7 +3,8 @@
 In production systemd (`Restart=on-failure`) or a Kubernetes liveness probe does this; locally
 the watcher does the same for the services it was given, so that a crash (`kill -9`, an out of
 memory kill) is repaired without a person. A service stopped on purpose with `berka-stack down`
-is held (a marker under var/run) and left alone until `berka-stack up` starts it again.
+is held (a marker under var/run) and left alone until it is started again, by `berka-stack up`
+or any other start (service.py).
 """
 
 from __future__ import annotations
@@ -14,25 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from berka_stack import process
-from berka_stack.service import Service
-
-
-def _hold_marker(name: str):
-    return process.run_dir() / f"{name}.held"
-
-
-def hold(name: str) -> None:
-    """Stopped on purpose: the watcher must not restart it."""
-    _hold_marker(name).touch()
-
-
-def release(name: str) -> None:
-    _hold_marker(name).unlink(missing_ok=True)
-
-
-def held(name: str) -> bool:
-    return _hold_marker(name).exists()
+from berka_stack.service import Service, held
 
 
 @dataclass

@@ -81,6 +81,18 @@ def test_a_server_stopped_with_down_stays_down_until_up(
     assert recovery.seconds is not None and server.answers()
 
 
+def test_a_service_started_without_up_after_a_down_is_watched_again(server: S3Server) -> None:
+    # The streaming job is started by its asset, a script or the soak, not by `berka-stack up`:
+    # a hold left by an earlier `down` kept the watcher from ever restarting it.
+    watcher = supervisor.Supervisor([server], echo=lambda line: None)
+    cli.down(["s3"], echo=lambda line: None)
+    server.start()
+    killed = server.kill()
+    (recovery,) = watcher.check_once()
+    assert recovery.reason == "its process is gone" and recovery.seconds is not None
+    assert server.pid() not in (None, killed) and server.answers()
+
+
 def test_the_watch_command_restarts_a_killed_server(server: S3Server) -> None:
     """The command users run, as a process of its own: `berka-stack watch s3`."""
     command = [str(Path(sys.executable).with_name("berka-stack")), "watch", "s3",
