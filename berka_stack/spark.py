@@ -311,7 +311,10 @@ class StreamingJob(Service):
     """spark_streaming/job.py under spark-submit: opt-in (`berka-stack up streaming-job`)."""
 
     name = "streaming-job"
-    start_timeout = 180.0
+    # Ready means its query started: after a crash that is after finishing the crashed batch
+    # and loading the committed state. The soak measured more than 180 s for that on a loaded
+    # 2-core machine, and a watcher that gives up kills the start and begins it again, forever.
+    start_timeout = 600.0
 
     def __init__(self, settings: Settings | None = None, *extra_args: str) -> None:
         self.settings = settings or get_settings()
