@@ -35,6 +35,7 @@ class _Watched:
     unhealthy_since: float | None = None
     retry_at: float = 0.0
     backoff: float = 0.0
+    restarting: threading.Thread | None = None
 
 
 @dataclass
@@ -56,14 +57,26 @@ class Supervisor:
         names = ", ".join(service.name for service in self.services)
         self._say(f"watching {names} every {self.interval:g} s")
         while not stop.wait(self.interval):
-            self.check_once()
+            self.check_once(wait=False)
 
-    def check_once(self) -> list[Recovery]:
+    def check_once(self, wait: bool = True) -> list[Recovery]:
+        """Restart what needs it; the recoveries done. With `wait=False` (the watch loop) each
+        restart runs in a thread of its own: a start can take minutes (the streaming job
+        finishing a crashed batch) and must not hold back the repair of another service."""
         done = []
         for watched in self._watched:
+            if watched.restarting is not None and watched.restarting.is_alive():
+                continue
             reason = self._needs_restart(watched)
-            if reason and time.monotonic() >= watched.retry_at:
+            if not reason or time.monotonic() < watched.retry_at:
+                continue
+            if wait:
                 done.append(self._restart(watched, reason))
+            else:
+                watched.restarting = threading.Thread(
+                    target=self._restart, args=(watched, reason), daemon=True,
+                    name=f"restart-{watched.service.name}")
+                watched.restarting.start()
         return done
 
     def _needs_restart(self, watched: _Watched) -> str:
