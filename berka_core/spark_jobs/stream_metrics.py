@@ -23,10 +23,13 @@ CREATE TABLE IF NOT EXISTS streaming_progress (
   offsets_behind_latest     BIGINT       NULL,
   batch_duration_ms         BIGINT       NULL,
   end_offsets               TEXT         NULL,
-  KEY by_database (hive_database, id),
-  KEY by_time (hive_database, reported_at)
+  KEY by_database (hive_database, id)
 ) ENGINE=InnoDB
 """
+
+
+# The retention's DELETE (prune) must not scan every report.
+PROGRESS_INDEXES = {"by_time": "(hive_database, reported_at)"}
 
 
 class StreamMetrics:
@@ -37,8 +40,8 @@ class StreamMetrics:
     def ensure_table(self) -> None:
         with self._connect() as connection, connection.cursor() as cursor:
             cursor.execute(METRICS_DDL)
-            add_missing_indexes(cursor, "streaming_progress",
-                                {"by_time": "(hive_database, reported_at)"})
+            # Added here only, for new and earlier tables alike (one definition).
+            add_missing_indexes(cursor, "streaming_progress", PROGRESS_INDEXES)
 
     def prune(self, older_than: dt.timedelta) -> int:
         """Delete the reports older than `older_than` (a row per trigger: a job running for
