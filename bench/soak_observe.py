@@ -74,9 +74,12 @@ class Sampler:
         rss = {service.name: service.status().rss_bytes / 2**20 for service in self.services}
         try:
             daemon = psutil.Process(self.daemon_pid)
-            # The daemon and its code server; runs come and go and are not long-lived.
-            tree = [daemon, *(p for p in daemon.children(recursive=True)
-                              if not is_run_worker(p))]
+            # The daemon and its code server; runs (and what a run starts) come and go and
+            # are not long-lived.
+            children = daemon.children(recursive=True)
+            of_runs = {child.pid for run in filter(is_run_worker, children)
+                       for child in [run, *_descendants(run)]}
+            tree = [daemon, *(p for p in children if p.pid not in of_runs)]
             rss["dagster-daemon"] = sum(_rss_of(p) for p in tree) / 2**20
         except psutil.NoSuchProcess:
             rss["dagster-daemon"] = 0.0
@@ -115,6 +118,13 @@ class Sampler:
                 return counts
         except Exception:  # noqa: BLE001 - MariaDB restarting
             return {"TBLS": None, "PARTITIONS": None, "TABLE_PARAMS": None}
+
+
+def _descendants(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _rss_of(process: psutil.Process) -> int:

@@ -57,9 +57,21 @@ def read_pid(name: str) -> int | None:
         path.unlink(missing_ok=True)
         return None
     if not pid_alive(pid):
-        path.unlink(missing_ok=True)
+        _forget_pid(name, pid)
         return None
     return pid
+
+
+def _forget_pid(name: str, pid: int) -> None:
+    """Remove the pid file if it still names `pid`: a supervisor may have started the service
+    again, with a pid file of its own, since `pid` was read."""
+    path = pid_file(name)
+    try:
+        if int(path.read_text().strip()) != pid:
+            return
+    except (FileNotFoundError, ValueError):
+        pass
+    path.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:
@@ -212,7 +224,7 @@ def _forget_stopped(name: str, pid: int, alive: Callable[[int], bool], survived:
     _reap(pid)
     if alive(pid):
         raise StackError(f"{name} (pid {pid}) {survived}")
-    pid_file(name).unlink(missing_ok=True)
+    _forget_pid(name, pid)
 
 
 def _signal_and_wait(pid: int, sig: signal.Signals, timeout: float, poll: float = 0.1) -> bool:

@@ -212,7 +212,7 @@ class _BatchWriter:
                 cube_write = pool.submit(self.tables.write_trends, spark, new_cube_frame)
                 try:
                     _timed(seconds, "write", lambda: self.tables.append_batch(
-                        spark, batch, self.batch_id, quarantine=False))
+                        spark, one_file(batch), self.batch_id, quarantine=False))
                 finally:
                     _timed(seconds, "trends", cube_write.result)
             _timed(seconds, "commit", lambda: self.ledger.commit(self.batch_id, commits))
@@ -225,7 +225,8 @@ class _BatchWriter:
     def write_with_quarantine(self, final: DataFrame,
                               commits: list[PartitionCommit]) -> list[tuple]:
         spark, seconds = self.spark, self.seconds
-        _timed(seconds, "write", lambda: self.tables.append_batch(spark, final, self.batch_id))
+        _timed(seconds, "write", lambda: self.tables.append_batch(
+            spark, one_file(final), self.batch_id))
         batch_cube = _timed(seconds, "cube", lambda: [tuple(row) for row in T.trend_cube(
             final.where(F.col("reason").isNull())).collect()])
         new_cube = add_cubes(self.state.cube, batch_cube)
@@ -234,6 +235,13 @@ class _BatchWriter:
         _timed(seconds, "trends", lambda: self.tables.write_trends(
             spark, cube_frame(spark, new_cube)))
         return new_cube
+
+
+def one_file(records: DataFrame) -> DataFrame:
+    """A trigger's records written as one file per table instead of one per Kafka partition:
+    a trigger is small and already classified in the cache, so one task writes it, and
+    between two compactions the table gains a third of the files."""
+    return records.coalesce(1)
 
 
 def _restore_cube(spark: SparkSession, tables: HiveTables, state: CommittedState) -> None:

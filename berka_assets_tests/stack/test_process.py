@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -140,3 +141,30 @@ def test_stop_daemon_stops_the_whole_group(monkeypatch, tmp_path: Path) -> None:
     assert not any(process.pid_alive(p) for p in grandchildren)
     assert not process._group_alive(pid)
     assert process.read_pid("sleeper") is None
+
+
+def test_a_stop_keeps_the_pid_file_of_a_restart_that_raced_it(monkeypatch, tmp_path: Path,
+                                                              spawn: Spawn) -> None:
+    """`berka-stack watch` restarts a service as soon as its leader is gone, while the stop
+    still waits for the rest of the old process group: the stop must not delete the new pid
+    file (found by the soak: a Kafka restarted that way ran untracked, and the watcher tried to
+    start it again and again, 'port already in use')."""
+    monkeypatch.setenv("BERKA_VAR_DIR", str(tmp_path))
+    # The leader exits on SIGTERM; a member of its group ignores it for two seconds.
+    old = process.start_daemon("racer", ["sh", "-c", "(trap '' TERM; sleep 2) & wait"])
+    _wait_for(lambda: len(process.children(old)) == 1)
+    restarted: list[int] = []
+
+    def watcher() -> None:
+        _wait_for(lambda: not process.pid_alive(old))
+        restarted.append(process.start_daemon("racer", ["sleep", "30"]))
+
+    thread = threading.Thread(target=watcher)
+    thread.start()
+    assert process.stop_daemon("racer", timeout=10)
+    thread.join(10)
+    assert restarted and process.pid_alive(restarted[0])
+    try:
+        assert process.read_pid("racer") == restarted[0]
+    finally:
+        os.killpg(restarted[0], signal.SIGKILL)

@@ -100,6 +100,10 @@ def test_stream_equals_microbatch_and_independent_computation(
     assert as_plain(stream_run.stream.trends(spark)) == expected
     assert as_plain(stream_run.pipeline.trends(spark)) == expected
     assert stream_run.stream.counts(spark) == (sent, 0)
+    # One file per trigger and table (not one per Kafka partition): compaction keeps up.
+    appends = spark.sql(f"DESCRIBE HISTORY {HiveTables(stream_run.stream.hive_database).enriched}"
+                        ).where("operation = 'WRITE'").collect()
+    assert appends and {row.operationMetrics["numFiles"] for row in appends} == {"1"}
     # Its health reaches Dagster as observations of the streaming job's asset.
     sensor = build_streaming_health_sensor(stream_run.stream.hive_database)
     with dg.build_sensor_context(resources=stream_run.stream.resources) as context:
