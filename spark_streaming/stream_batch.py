@@ -118,7 +118,8 @@ def run_stream_batch(
             return None
         requested = requested_ranges(topic, narrow)
         processed = from_frontier(requested, _timed(seconds, "frontier",
-                                                    lambda: ledger.frontiers(topic)))
+                                                    lambda: ledger.frontiers(
+                                                        topic, [r.partition for r in requested])))
         if not processed:
             log.info("offsets %s are already committed", requested)
             return BatchResult(None, requested, [], seconds=seconds)

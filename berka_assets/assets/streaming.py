@@ -143,7 +143,7 @@ def microbatch(
     if not config.offset_ranges() and pending is None:  # catching up, as the sensor would
         follow_topic(kafka, ledger, config.topic, context.log.warning)
     partitions = kafka.partition_offsets(config.topic)
-    frontiers = ledger.frontiers(config.topic)
+    frontiers = ledger.frontiers(config.topic, [p.partition for p in partitions])
     lows = {p.partition: p.low for p in partitions}
     requested = config.offset_ranges() or catch_up_ranges(
         config.topic, frontiers, partitions, get_settings().sensor.max_records_per_batch)

@@ -105,8 +105,9 @@ def trends_fresh(kafka: KafkaResource, mysql: MySQLResource) -> dg.AssetCheckRes
     # The ledger and the topic only: no Spark, so it also tells the truth while Spark is down.
     topic = get_settings().kafka.topic
     ledger = BatchLedger(mysql.connect, get_settings().spark.hive_database)
-    frontiers = ledger.frontiers(topic)
-    lag = sum(p.high - frontiers.get(p.partition, p.low) for p in kafka.partition_offsets(topic))
+    partitions = kafka.partition_offsets(topic)
+    frontiers = ledger.frontiers(topic, [p.partition for p in partitions])
+    lag = sum(p.high - frontiers.get(p.partition, p.low) for p in partitions)
     last_commit = ledger.last_commit()
     limit = dt.timedelta(minutes=get_settings().sensor.freshness_minutes)
     age = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - last_commit) if last_commit else None

@@ -79,6 +79,8 @@ def test_earlier_plan_and_ledger_tables_are_upgraded_and_work(
     ledger.commit("t.p0-0-10", [PartitionCommit(batch[0], 9, 1)])
     ledger.mark_visible()
     assert ledger.pending() is None and ledger.frontiers("t") == {0: 10}
+    # Asked per partition (one index lookup each), a partition with no batch has no frontier.
+    assert ledger.frontiers("t", [1, 0]) == {0: 10} and ledger.frontiers("t", []) == {}
     assert ledger.invisible_batches() == 0
     assert {"by_visibility", "by_commit_time"} <= _indexes(mysql, "microbatch_ledger")
 

@@ -151,7 +151,8 @@ def run_batch(
         _timed(seconds, "finish plan", lambda: finish_plan(
             spark, kafka_options, pending, reference, tables, ledger))
     processed = _timed(seconds, "frontier",
-                       lambda: from_frontier(requested, ledger.frontiers(topic), low_offsets))
+                       lambda: from_frontier(requested, ledger.frontiers(
+                           topic, [r.partition for r in requested]), low_offsets))
     finished = pending.batch_id if pending else None
     if not processed:
         log.info("offsets %s are already committed; rebuilding trends only", requested)
