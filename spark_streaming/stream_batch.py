@@ -63,8 +63,9 @@ class CommittedState:
     def load(cls, spark: SparkSession, tables: HiveTables) -> CommittedState:
         enriched = spark.table(tables.enriched)
         trans_ids = SeenKeys()
-        for row in enriched.select("trans_id").toLocalIterator():
-            trans_ids.add(row.trans_id)
+        # One Arrow column into the bitmap with numpy, not a Python Row object per id.
+        ids = enriched.select("trans_id").toArrow().column("trans_id")
+        trans_ids.add_all(ids.to_numpy() if ids.null_count == 0 else ids.drop_null().to_numpy())
         return cls(trans_ids, [tuple(row) for row in T.trend_cube(enriched).collect()])
 
 

@@ -27,6 +27,22 @@ def test_seen_keys_membership_without_adding() -> None:
     assert seen.add(5) is True
 
 
+def test_seen_keys_add_all_equals_adding_one_by_one() -> None:
+    import numpy as np
+
+    keys = np.array([0, 7, 8, 7, 1_056_320, 3, (1 << 32) + 5, 1 << 40], np.int64)
+    at_once, one_by_one = SeenKeys(), SeenKeys()
+    at_once.add(2)
+    at_once.add_all(keys)
+    for key in [2, *keys.tolist()]:
+        one_by_one.add(int(key))
+    for probe in [*range(12), 1_056_319, 1_056_320, 1_056_321, (1 << 32) + 5, (1 << 32) + 6,
+                  1 << 40]:
+        assert (probe in at_once) == (probe in one_by_one), probe
+    at_once.add_all(np.array([], np.int64))  # nothing to add
+    assert at_once.add(1_056_320) is True and at_once.add(9) is False
+
+
 def test_cubes_add_counts_and_exact_amounts_per_key() -> None:
     from decimal import Decimal
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Union
 
+import numpy as np
+
 from berka_core.dataset.converters import (
     _DERIVERS,
     Record,
@@ -116,6 +118,26 @@ class SeenKeys:
             return True
         bits[index] |= mask
         return False
+
+    def add_all(self, keys: np.ndarray) -> None:
+        """Record many keys at once, with numpy: a million in milliseconds, where add() one by
+        one from Python takes seconds."""
+        keys = np.asarray(keys, np.int64)
+        large = keys >= self._BITMAP_LIMIT
+        self._large.update(int(key) for key in keys[large])
+        small = keys[~large]
+        if len(small):
+            bitmap = self.bitmap(int(small.max()))
+            np.bitwise_or.at(bitmap, small >> 3, (1 << (small & 7)).astype(np.uint8))
+
+    def bitmap(self, top: int) -> np.ndarray:
+        """The bitmap as a writable numpy view, grown to hold keys up to `top` (below
+        _BITMAP_LIMIT). Drop the view before the bitmap grows again."""
+        bits = self._bits
+        needed = (top >> 3) + 1
+        if needed > len(bits):
+            bits.extend(bytes(max(needed, 2 * len(bits)) - len(bits)))
+        return np.frombuffer(bits, np.uint8)
 
 
 # --- the reader -------------------------------------------------------------------------------

@@ -191,11 +191,7 @@ class ColumnarEncoder:
         top = int(ids.max())
         if top >= SeenKeys._BITMAP_LIMIT:
             return None
-        bits = self.seen._bits
-        needed = (top >> 3) + 1
-        if needed > len(bits):
-            bits.extend(bytes(max(needed, 2 * len(bits)) - len(bits)))
-        return np.frombuffer(bits, np.uint8)
+        return self.seen.bitmap(top)
 
     def _mark_seen(self, ids: np.ndarray) -> bool:
         """Record `ids` as seen if none was seen before and none repeats; else change nothing.
