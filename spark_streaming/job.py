@@ -123,14 +123,19 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> _Job:
     if pending is not None:
         log.warning("finishing batch %s, planned and not committed (a crash): %s",
                     pending.batch_id, pending.ranges)
+        started = time.monotonic()
         finish_plan(spark, kafka_options, pending, reference.data, tables, ledger)
+        log.info("crashed batch %s finished in %.1f s", pending.batch_id,
+                 time.monotonic() - started)
     retention = dt.timedelta(hours=settings.spark.delta_retention_hours)
     maintenance = DeltaMaintenance(spark, tables, args.maintenance_minutes * 60,
                                    also=lambda: metrics.prune(retention))
     maintenance.start()
 
+    started = time.monotonic()
     state = load_committed_state(spark, tables, ledger)
-    log.info("committed state loaded: %s trend cube rows", len(state.cube))
+    log.info("committed state loaded: %s trend cube rows, in %.1f s", len(state.cube),
+             time.monotonic() - started)
     return _Job(spark, tables, ledger, reference, kafka_options, maintenance, state)
 
 
