@@ -42,7 +42,9 @@ setup(
         "python-dotenv==1.2.4",  # the secrets file, read as dagster reads .env
     ],
     extras_require={"dev": ["pytest==9.2.0", "ruff==0.17.6", "selenium==4.51.0",
-                            "pytest-timeout==2.4.0", "import-linter==2.3"]},
+                            "pytest-timeout==2.4.0", "import-linter==2.3",
+                            # a second Delta writer: simulates thousands of triggers' commits
+                            "deltalake==1.6.6"]},
     entry_points={
         "console_scripts": [
             "berka-stack=berka_stack.cli:main",
