@@ -8,7 +8,8 @@ Two paths, each on its own Kafka topic and Hive database:
 
 For every record, latency = the moment its batch became visible in the trend tables (the batch
 ledger's visible_at, set right after the trend rebuild) - the producer's send timestamp
-(sent_at_ms in the message). Prints p50 / p95 / max per path.
+(sent_at_ms in the message). Prints p50 / p95 / max per path, and where the time went, stage by
+stage (latency_breakdown.py).
 
     python bench/bench_latency.py --path sensor --rate 20 --seconds 120
     python bench/bench_latency.py --path streaming --rate 1000 --seconds 60 --warmup-seconds 20
@@ -32,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+from dagster import DagsterInstance
+from latency_breakdown import log_since, records, sensor_breakdown, streaming_breakdown
 from pyspark.sql import SparkSession
 
 from berka_assets.resources.berka_source import BerkaSourceResource
@@ -131,6 +134,8 @@ def main() -> None:
             job = None
         else:
             worker = None
+            log_path = StreamingJob(settings).log_path()
+            log_offset = log_path.stat().st_size if log_path.exists() else 0
             job = StreamingJob(settings, "--topic", name, "--hive-database", name,
                                "--checkpoint", str(Path(temp) / "checkpoint"),
                                "--trigger-seconds", str(args.trigger_seconds))
@@ -148,6 +153,14 @@ def main() -> None:
             wait_until_visible(ledger, name, result.delivered, timeout=300, job=job)
             values = latencies(spark, ledger, name)
             steady = latencies(spark, ledger, name, sent_from=steady_from)
+            rows = [row for row in records(spark.sql(
+                f"SELECT batch_id, sent_at_ms FROM `{name}`.enriched_transactions").collect(),
+                ledger.visibility()) if row[1] >= steady_from]
+            if job is None:
+                with DagsterInstance.from_config(temp) as instance:
+                    breakdown = sensor_breakdown(instance, rows)
+            else:
+                breakdown = streaming_breakdown(log_since(job.log_path(), log_offset), rows)
         finally:
             if worker is not None:
                 os.killpg(worker.pid, signal.SIGTERM)  # the daemon and the runs it launched
@@ -161,6 +174,8 @@ def main() -> None:
         print(f"  {label}: {len(group):,} records, latency p50 {percentile(group, 0.50):.2f} s, "
               f"p95 {percentile(group, 0.95):.2f} s, max {max(group):.2f} s, "
               f"mean {statistics.mean(group):.2f} s")
+    print(breakdown.table("  where the time went" + (" (after the warm-up)"
+                                                     if args.warmup_seconds else "")))
     spark.sql(f"DROP DATABASE IF EXISTS `{name}` CASCADE")
     ledger.reset()
     KafkaResource().admin().delete_topics([name])
