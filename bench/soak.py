@@ -23,7 +23,8 @@ moment of every --fault-every-minutes. Every --sample-seconds it samples the ser
     python bench/soak.py --minutes 5 --rate 20 --fault-every-minutes 1 --window-minutes 1
     python bench/soak.py --minutes 60 --rate 200 --faults --fault-every-minutes 5
 
-Needs the local stack (`berka-stack up`). No fault is injected in the first two windows (warm-up,
+Needs the local stack (`berka-stack up`). The windows start once both paths serve (a batch
+visible on each). No fault is injected in the first two windows (warm-up,
 then the baseline), and the last one at least --recovery-bound seconds before the last window
 (the last recovery and its catch-up end before the steady state is compared with the baseline).
 """
@@ -65,6 +66,7 @@ from berka_core.config import (
 from berka_core.producer.options import ReplayOptions
 from berka_core.producer.position import MemoryPositionStore
 from berka_core.producer.replay import run_replay
+from berka_core.producer.stopping import StopRequest
 from berka_core.spark_jobs.hive_tables import HiveTables
 from berka_core.spark_jobs.ledger import BatchLedger
 from berka_stack import cli
@@ -83,6 +85,7 @@ from berka_assets_tests.streaming.harness import (
 )
 
 PATHS = ("sensor", "stream")
+STARTUP_SECONDS = 300  # at most, from the replay's start until both paths have a batch visible
 FULL_SCALE_RECORDS = 1_056_320  # transactions of the real data set (scale 1)
 TREND_ORDER = {"monthly_trend": "year, month", "yearly_trend": "year",
                "trans_by_age_gender": "age_band, gender"}
@@ -90,7 +93,8 @@ TREND_ORDER = {"monthly_trend": "year, month", "yearly_trend": "year",
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=60.0, help="how long to produce")
+    parser.add_argument("--minutes", type=float, default=60.0,
+                        help="how long to run once both paths serve (the replay starts before)")
     parser.add_argument("--rate", type=float, default=20.0, help="mean messages per second")
     parser.add_argument("--faults", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--fault-every-minutes", type=float, default=5.0)
@@ -125,6 +129,7 @@ class Soak:
                         self.databases.items()}
         self.random = random.Random(args.seed)
         self.injected: list[Injected] = []
+        self.last_fault_moment = 0.0
         self.daemon: subprocess.Popen | None = None
         self.watcher: subprocess.Popen | None = None
         self.temp = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -166,35 +171,38 @@ class Soak:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                 env=os.environ.copy(), start_new_session=True)
 
-    def replay(self) -> threading.Thread:
+    def replay(self, stop: StopRequest) -> threading.Thread:
         source = BerkaSourceResource(folder=self.settings.data_dir,
                                      s3=s3_resource(self.settings.s3))
         config = ReplayOptions(topic=self.name, pacing="rate", rate=self.args.rate,
-                              jitter="exponential", max_seconds=self.args.minutes * 60,
-                              start="beginning")
+                              jitter="exponential", start="beginning")
         thread = threading.Thread(target=run_replay, name="soak-replay", daemon=True, kwargs={
             "options": config, "kafka": KafkaResource(), "source": source,
-            "positions": MemoryPositionStore()})
+            "positions": MemoryPositionStore(), "stop": stop})
         thread.start()
         return thread
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> int:
         self.start()
-        started = time.time()
         sampler = Sampler(self.settings, self.name, self.ledgers, self.databases,
                           [s for s in cli.all_services() if s.name != "s3"]
                           + [StreamingJob(self.settings)], self.daemon.pid,
                           reset_spark_client)
         reader = Reader(self.settings, list(self.databases.values()))
-        producing = self.replay()
-        self._wait_for_first_batches(timeout=300)
+        stop_replay = StopRequest()
+        producing = self.replay(stop_replay)
+        self._wait_for_first_batches(timeout=STARTUP_SECONDS)
+        # The run's clock starts once both paths serve: on a slow machine the cold start (JVMs,
+        # the first runs) would otherwise eat the windows, and the faults planned in them.
+        started = time.time()
         reader.start()
-        self.say("reader polling both databases through HiveServer2")
-        fault_plan = self._plan_faults(started, first_after=time.time())
+        self.say(f"both paths serve; reader polling both databases through HiveServer2; "
+                 f"{self.args.minutes:g} min from now")
+        fault_plan = self._plan_faults(started)
         next_sample = time.time()
         recoveries: list[threading.Thread] = []
-        while producing.is_alive():
+        while producing.is_alive() and time.time() < started + self.args.minutes * 60:
             now = time.time()
             if now >= next_sample:
                 sampler.sample()
@@ -202,9 +210,16 @@ class Soak:
             recovering = any(thread.is_alive() for thread in recoveries)
             if fault_plan and now >= fault_plan[0] and not recovering:  # one at a time
                 fault_plan.pop(0)
-                recoveries.append(self._inject())
+                if now <= self.last_fault_moment:
+                    recoveries.append(self._inject())
+                else:  # a long recovery held it back: it would spill into the last window
+                    self.say("a planned fault skipped: the previous recovery took its slot")
             time.sleep(0.5)
-        self.say("replay finished; waiting for both paths to catch up")
+        if not producing.is_alive():
+            self.say("the replay ended early (its data ran out or it failed)")
+        stop_replay.set("the soak's time is up")
+        producing.join()
+        self.say("replay stopped; waiting for both paths to catch up")
         for thread in recoveries:
             thread.join(self.args.recovery_bound)
         sent = self._wait_until_all_visible(sampler, timeout=900)
@@ -212,16 +227,17 @@ class Soak:
         reader.stop.set()
         return self.verdict(started, sampler, reader, sent)
 
-    def _plan_faults(self, started: float, first_after: float) -> list[float]:
+    def _plan_faults(self, started: float) -> list[float]:
         """A random moment in every fault period after the first two windows (warm-up, then
-        the fault-free latency baseline) and after `first_after` (the reader's start), the
-        last one at least --recovery-bound before the last window: the last fault recovers,
-        and its backlog drains, before the steady state is compared with the baseline."""
+        the fault-free latency baseline), the last one at least --recovery-bound before the
+        last window: the last fault recovers, and its backlog drains, before the steady state
+        is compared with the baseline."""
         if not self.args.faults:
             return []
         every, width = self.args.fault_every_minutes * 60, self.args.window_minutes * 60
         last = started + self.args.minutes * 60 - width - self.args.recovery_bound
-        moments, period = [], max(started + 2 * width, first_after)
+        self.last_fault_moment = last
+        moments, period = [], started + 2 * width
         while period + every <= last + 1e-6:
             moments.append(period + self.random.uniform(0, every))
             period += every
@@ -457,7 +473,8 @@ def main() -> int:
     args = parse_args()
     load_secrets_into_environment()
     # The reference load, the replay and the oracle all read this folder.
-    os.environ["BERKA_DATA_DIR"] = str(args.data or soak_data(args.rate * args.minutes * 60))
+    records = args.rate * (args.minutes * 60 + STARTUP_SECONDS)  # the replay starts before
+    os.environ["BERKA_DATA_DIR"] = str(args.data or soak_data(records))
     soak = Soak(args)
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; {args.minutes:g} min at "
           f"{args.rate:g} msg/s, faults {'on' if args.faults else 'off'}; data "

@@ -81,6 +81,7 @@ def _timed_start(run: StreamRun) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 7,200 commits, three starts of the job: over 600 s on CI
 def test_3600_triggers_keep_the_file_count_and_the_restart_time_flat(
     stack: Settings, tmp_path: Path
 ) -> None:
