@@ -26,7 +26,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 # The micro-batch's steps up to the moment it is visible (microbatch.run_batch, in order).
 SENSOR_BATCH_STEPS = ("prepare", "finish plan", "frontier", "classify", "plan", "write",
-                      "commit", "maintain", "trends")
+                      "commit", "trends")
 # Spark's work of a trigger before our foreachBatch function runs (durationMs keys).
 TRIGGER_PLANNING = ("latestOffset", "getBatch", "queryPlanning", "walCommit")
 # The streaming batch's steps up to visible (stream_batch.run_stream_batch).

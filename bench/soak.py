@@ -479,10 +479,23 @@ def main() -> int:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; {args.minutes:g} min at "
           f"{args.rate:g} msg/s, faults {'on' if args.faults else 'off'}; data "
           f"{os.environ['BERKA_DATA_DIR']}")
+    # Started in the background (nohup ... &) it inherits SIGINT ignored: Ctrl-C, kill -INT
+    # and kill (TERM) all end the run and clean up (daemon, watcher, job, databases, topic).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     try:
         return soak.run()
+    except KeyboardInterrupt:
+        print("interrupted: stopping and cleaning up", flush=True)
+        return 130
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut it short
+            signal.signal(sig, signal.SIG_IGN)
         soak.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from berka_assets.assets.synthetic import synthetic_berka
 from berka_assets.automation import automation_sensor
 from berka_assets.checks.reference import REFERENCE_CHECKS
 from berka_assets.checks.streaming import STREAMING_CHECKS
-from berka_assets.jobs import s3_replay_job
+from berka_assets.jobs import delta_maintenance_job, s3_replay_job
 from berka_assets.resources.factory import build_resources
 from berka_assets.sensors.kafka_offsets import kafka_trans_sensor
 from berka_assets.sensors.streaming_health import streaming_health_sensor, streaming_job_asset
@@ -30,7 +30,7 @@ defs = dg.Definitions(
         streaming_job_asset, synthetic_berka,
     ],
     asset_checks=[*REFERENCE_CHECKS, *STREAMING_CHECKS],
-    jobs=[microbatch_job, streaming_checks_job, s3_replay_job],
+    jobs=[microbatch_job, streaming_checks_job, s3_replay_job, delta_maintenance_job],
     sensors=[kafka_trans_sensor, streaming_health_sensor, automation_sensor],
     resources=build_resources(),
 )

@@ -131,8 +131,9 @@ class SparkSettings(_Section):
     warehouse_dir: str = _from("BERKA_SPARK_WAREHOUSE",
                                factory=lambda: str(var_dir() / "warehouse"))
     hive_database: str = _from("BERKA_HIVE_DATABASE", "berka")
-    # Every this many batches a micro-batch compacts its Delta tables (OPTIMIZE) and removes
-    # files no version within the retention reads any more (VACUUM): spark_jobs/hive_tables.py.
+    # Every this many batches of a database the Kafka sensor requests a maintenance run that
+    # compacts its Delta tables (OPTIMIZE) and removes files no version within the retention
+    # reads any more (VACUUM): berka_assets/jobs/maintenance.py. 0: never.
     maintain_every_batches: int = _from("BERKA_DELTA_MAINTAIN_EVERY_BATCHES", 32)
     # How far back time travel reaches, and how long a reader's snapshot stays readable:
     # Delta's log and deleted-file retention of the pipeline's tables.

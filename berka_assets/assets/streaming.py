@@ -90,7 +90,7 @@ _HIVE_DATABASE = get_settings().spark.hive_database
             hive_key("enriched_transactions"),
             description="Valid transactions enriched with district and the OWNER client's "
             "gender and age band: a Delta table, one commit per micro-batch, compacted and "
-            "vacuumed every BERKA_DELTA_MAINTAIN_EVERY_BATCHES batches.",
+            "vacuumed every BERKA_DELTA_MAINTAIN_EVERY_BATCHES batches by delta_maintenance_job.",
             group_name="streaming",
             kinds={"spark", "delta", "hive"},
             owners=OWNERS,
@@ -173,7 +173,6 @@ def microbatch(
         reference=reference,
         tables=tables,
         ledger=ledger,
-        maintain_every=spark_settings.maintain_every_batches,
         low_offsets=lows,
     )
     elapsed = time.monotonic() - started
@@ -207,7 +206,6 @@ def _materializations(requested: list[OffsetRange], result: BatchResult, elapsed
         "rows_per_second": round(result.records / elapsed, 1) if elapsed else 0.0,
         "write_path": result.write_path or "(nothing written)",
         "finished_plan": result.finished_plan or "(none pending)",
-        "maintained": dg.MetadataValue.json(result.maintained or {}),
         "seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in result.seconds.items()}),
     }
     results = [dg.MaterializeResult(

@@ -10,6 +10,7 @@ from berka_assets.assets.streaming import (
     microbatch_run_config,
     topic_key,
 )
+from berka_assets.jobs.maintenance import delta_maintenance_job, maintenance_request
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.spark import connect_endpoint_reachable
@@ -62,16 +63,18 @@ def build_kafka_sensor(
     max_records = max_records_per_batch or sensor_settings.max_records_per_batch
     interval = minimum_interval_seconds or sensor_settings.interval_seconds
     run_per = run_per or sensor_settings.run_per
+    maintain_every = get_settings().spark.maintain_every_batches
     if run_per not in ("partition", "tick"):
         raise ValueError(f"run_per must be 'partition' or 'tick', not {run_per!r}")
 
     @dg.sensor(
         name=f"kafka_{topic.replace('.', '_')}_sensor",
-        job=microbatch_job,
+        jobs=[microbatch_job, delta_maintenance_job],
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=f"Watches the end offsets of Kafka topic {topic!r} and launches "
-        f"micro-batch runs (one per {run_per}) of at most {max_records:,} records per partition.",
+        f"micro-batch runs (one per {run_per}) of at most {max_records:,} records per partition, "
+        f"and a Delta maintenance run every {maintain_every} batches.",
     )
     def kafka_sensor(
         context: dg.SensorEvaluationContext, kafka: KafkaResource, mysql: MySQLResource
@@ -108,10 +111,15 @@ def build_kafka_sensor(
                 cursor=new_cursor)
         observation = _observation(topic, partitions, state.next_offsets, next_offsets,
                                    len(ranges))
+        # Beside the batches, never inside one; also when no new offsets came (an idle topic's
+        # last batches get compacted too).
+        maintenance = maintenance_request(context.instance, hive_database, ledger.batch_seq(),
+                                          maintain_every)
         if not ranges:
             return dg.SensorResult(
-                skip_reason=f"no new offsets on {topic!r}; all committed up to "
-                f"{state.next_offsets}",
+                run_requests=[maintenance] if maintenance else None,
+                skip_reason=None if maintenance else (
+                    f"no new offsets on {topic!r}; all committed up to {state.next_offsets}"),
                 cursor=new_cursor,
                 asset_events=[observation] if state.warnings or not context.cursor else [],
             )
@@ -119,7 +127,8 @@ def build_kafka_sensor(
         # wait for a run start per partition.
         groups = group_runs(ranges, "tick" if state.replan else run_per)
         return dg.SensorResult(
-            run_requests=[_run_request(group, hive_database, replans) for group in groups],
+            run_requests=[_run_request(group, hive_database, replans) for group in groups]
+            + ([maintenance] if maintenance else []),
             cursor=new_cursor,
             asset_events=[observation],
         )
@@ -195,6 +204,7 @@ def _observation(topic: str, partitions: list[PartitionOffsets], committed: dict
 
 def _run_request(group: list[OffsetRange], hive_database: str, replans: int) -> dg.RunRequest:
     return dg.RunRequest(
+        job_name=microbatch_job.name,
         run_key=run_key(group, replans),
         run_config=microbatch_run_config(group, hive_database),
         tags={
@@ -211,6 +221,7 @@ def _trends_only_run(topic: str, hive_database: str, next_offsets: dict[int, int
     ever show it, so a run with empty ranges rebuilds the trends."""
     at_frontier = [OffsetRange(topic, p, o, o) for p, o in sorted(next_offsets.items())]
     return dg.RunRequest(
+        job_name=microbatch_job.name,
         run_key=f"{run_key(at_frontier)}-trends-{suffix}",
         run_config=microbatch_run_config(at_frontier, hive_database),
         tags={MICROBATCH_TAG: hive_database, "berka/records": "0"})

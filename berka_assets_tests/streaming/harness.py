@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from berka_assets.assets.reference import reference_tables
 from berka_assets.assets.streaming import TREND_TABLES, microbatch, microbatch_job
+from berka_assets.jobs.maintenance import delta_maintenance_job
 from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.factory import build_resources
 from berka_assets.resources.kafka import KafkaResource
@@ -77,9 +78,12 @@ class Pipeline:
         self.sensor = build_kafka_sensor(self.topic, self.hive_database,
                                          max_records_per_batch=self.max_records,
                                          run_per=self.run_per)
-        self.job = dg.Definitions(
-            assets=[microbatch], jobs=[microbatch_job], resources=self.resources
-        ).resolve_job_def("microbatch_job")
+        definitions = dg.Definitions(assets=[microbatch],
+                                     jobs=[microbatch_job, delta_maintenance_job],
+                                     resources=self.resources)
+        self.jobs = {job.name: definitions.resolve_job_def(job.name)
+                     for job in (microbatch_job, delta_maintenance_job)}
+        self.job = self.jobs[microbatch_job.name]
         ensure_topics(self.settings.kafka.bootstrap_servers, {self.topic: self.partitions})
 
     # -- set-up ------------------------------------------------------------------------------
@@ -128,7 +132,9 @@ class Pipeline:
         return result
 
     def execute(self, run_request: dg.RunRequest, *, raise_on_error: bool = True):
-        result = self.job.execute_in_process(
+        """Run the request's job (a micro-batch, or the sensor's Delta maintenance) in process."""
+        job = self.jobs[run_request.job_name or microbatch_job.name]
+        result = job.execute_in_process(
             run_config=run_request.run_config, instance=self.instance, tags=run_request.tags,
             raise_on_error=raise_on_error,
         )

@@ -240,6 +240,14 @@ class BatchLedger:
         batch_id, ranges, seq = row
         return BatchPlan(batch_id, [OffsetRange(*r) for r in json.loads(ranges)], int(seq))
 
+    def batch_seq(self) -> int:
+        """The number of the database's latest planned batch (0: none yet)."""
+        with self._connect() as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT batch_seq FROM microbatch_plan WHERE hive_database = %s",
+                           (self.hive_database,))
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
     def plan(self, batch_id: str, ranges: list[OffsetRange]) -> BatchPlan:
         """Plan the next batch: the ranges must start at the committed frontiers, and no other
         plan may be open."""

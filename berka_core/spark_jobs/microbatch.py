@@ -10,8 +10,9 @@ Order of work, and why each crash point is safe (ledger.py has the protocol):
 4. append the quarantined and the enriched records, one Delta commit each;
 5. commit the ledger rows in one MySQL transaction;
 6. rebuild the trend cube from the enriched table in one commit (also when there was nothing
-   new, so a crash between 5 and 6 is repaired by the next run); every
-   `maintain_every` batches, compact and vacuum the tables.
+   new, so a crash between 5 and 6 is repaired by the next run).
+Compaction and clean-up (HiveTables.maintain) are not part of a batch: they run beside the
+batches (the Dagster path's delta_maintenance_job, the streaming job's maintenance thread).
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ class BatchResult:
     write_path: str | None = None  # WRITE_*: which tables the batch appended to
     # Delta versions after the batch: enriched_transactions and trend_cube (time travel).
     delta_versions: dict[str, int] = field(default_factory=dict)
-    maintained: dict[str, int] | None = None  # files compacted per table, when maintained
 
     @property
     def records(self) -> int:
@@ -127,12 +127,10 @@ def run_batch(
     reference: T.ReferenceData,
     tables: HiveTables,
     ledger: BatchLedger,
-    maintain_every: int = 32,
     low_offsets: Mapping[int, int] | None = None,
 ) -> BatchResult:
     """Process `requested` exactly once (the streaming job has its own: stream_batch).
 
-    `maintain_every`: compact and vacuum the tables after every this many batches;
     `low_offsets`: the first offset Kafka still stores per partition (see from_frontier)."""
     seconds: dict[str, float] = {}
     started = time.monotonic()
@@ -162,13 +160,10 @@ def run_batch(
 
     batch_id = batch_id_for(processed)
     records = read_offset_ranges(spark, kafka_options, processed)
-    plan, counts, write_path = write_batch(
+    counts, write_path = write_batch(
         spark, records, reference, tables, ledger, batch_id, processed, seconds)
     commits = partition_commits(batch_id, processed, counts)
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
-    maintained = None
-    if maintain_every > 0 and plan.seq % maintain_every == 0:
-        maintained = _timed(seconds, "maintain", lambda: tables.maintain(spark))
     _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
     ledger.mark_visible()
     versions = _timed(seconds, "version", lambda: tables.versions(spark))
@@ -176,7 +171,6 @@ def run_batch(
     return BatchResult.committed(
         batch_id, requested, processed, commits, counts, seconds,
         finished_plan=finished, write_path=write_path, delta_versions=versions,
-        maintained=maintained,
     )
 
 
@@ -215,18 +209,18 @@ def write_batch(
     batch_id: str,
     processed: list[OffsetRange],
     seconds: dict[str, float],
-) -> tuple[BatchPlan, WrittenCounts, str]:
+) -> tuple[WrittenCounts, str]:
     """Classify, count, plan and append the batch (not committed in the ledger yet).
 
     The count is checked against the offsets before anything is planned."""
     with classified_batch(spark, records, reference, tables, batch_id) as final:
         counts = _timed(seconds, "classify", lambda: counted(final))
         partition_commits(batch_id, processed, counts)  # refuses before anything is written
-        plan = _timed(seconds, "plan", lambda: ledger.plan(batch_id, processed))
+        _timed(seconds, "plan", lambda: ledger.plan(batch_id, processed))
         quarantine = bool(counts.reasons)
         _timed(seconds, "write", lambda: tables.append_batch(
             spark, final, batch_id, quarantine=quarantine))
-    return plan, counts, WRITE_WITH_QUARANTINE if quarantine else WRITE_ENRICHED
+    return counts, WRITE_WITH_QUARANTINE if quarantine else WRITE_ENRICHED
 
 
 def finish_plan(spark: SparkSession, kafka_options: Mapping[str, str], plan: BatchPlan,
