@@ -111,7 +111,8 @@ def main() -> None:
     parser.add_argument("--path", choices=["sensor", "streaming"], required=True)
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second")
     parser.add_argument("--seconds", type=float, default=120.0, help="how long to produce")
-    parser.add_argument("--interval", type=int, default=5, help="sensor interval (s)")
+    parser.add_argument("--interval", type=int, default=None,
+                        help="sensor interval (s); default the product's, BERKA_SENSOR_INTERVAL_S")
     parser.add_argument("--run-per", choices=["partition", "tick"], default="tick")
     parser.add_argument("--trigger-seconds", type=float, default=1.0)
     parser.add_argument("--warmup-seconds", type=float, default=0.0,
@@ -130,7 +131,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as temp:
         if args.path == "sensor":
-            worker = start_sensor_path(name, name, Path(temp), args.interval, args.run_per)
+            interval = args.interval or settings.sensor.interval_seconds
+            worker = start_sensor_path(name, name, Path(temp), interval, args.run_per)
             job = None
         else:
             worker = None

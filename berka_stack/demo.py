@@ -137,11 +137,16 @@ class Demo:
                 result = self._tick(sensor, cursor)
                 cursor = result.cursor
                 for run_request in result.run_requests:
-                    run = microbatch_job.execute_in_process(
+                    # A micro-batch, or the Delta maintenance the sensor asks for every N batches.
+                    job = defs.resolve_job_def(run_request.job_name or microbatch_job.name)
+                    run = job.execute_in_process(
                         run_config={**run_request.run_config, **QUIET},
                         instance=self.instance, tags=run_request.tags)
-                    batches += 1
-                    self._report_batch(run)
+                    if job.name == microbatch_job.name:
+                        batches += 1
+                        self._report_batch(run)
+                    else:
+                        self._report_maintenance(run)
                 if replay_done and not result.run_requests:
                     break
                 if not result.run_requests:
@@ -162,6 +167,15 @@ class Demo:
         with dg.build_sensor_context(instance=self.instance, cursor=cursor,
                                      resources=build_resources()) as context:
             return sensor(context)
+
+    def _report_maintenance(self, run) -> None:
+        if not run.success:
+            raise DemoStepError(f"Delta maintenance run {run.run_id} failed")
+        for event in run.get_asset_observation_events():
+            metadata = event.asset_observation_data.asset_observation.metadata
+            self.say(f"  Delta maintenance: {metadata['files_compacted'].value} files "
+                     f"compacted, {metadata['data_files'].value} left, in "
+                     f"{metadata['maintenance_seconds'].value} s")
 
     def _report_batch(self, run) -> None:
         if not run.success:
