@@ -57,7 +57,7 @@ def test_ensure_skips_a_current_database_and_repairs_the_rest(
         statements.clear()
         tables.ensure(spark)
         assert kinds()["monthly_trend"] == "VIEW" and "CREATE" in statements
-        assert tables._fingerprint(spark) == hive_tables.DDL_FINGERPRINT
+        assert tables._fingerprint(spark) == tables.ddl_fingerprint
     finally:
         run_sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
 

@@ -37,12 +37,19 @@ ENRICHED, QUARANTINE, CUBE = "enriched_transactions", "quarantine", "trend_cube"
 OBSOLETE_TABLES = ("batch_staging", "batch_duplicates")
 
 
+# Commits between two Delta checkpoints. A checkpoint is written by the commit that reaches
+# it, inside that batch or trigger: at Delta's default of 10, every tenth streaming trigger
+# of each table paid for one and made the p95 latency (bench/RESULTS.md, session 17).
+CHECKPOINT_INTERVAL = 100
+
+
 def table_properties(retention_hours: int) -> str:
     """Delta's log and deleted-file retention: how far back time travel reaches, and how long
-    a file a reader's snapshot may still read survives VACUUM."""
+    a file a reader's snapshot may still read survives VACUUM; the checkpoint interval."""
     interval = f"interval {int(retention_hours)} hours"
     return (f"TBLPROPERTIES ('delta.logRetentionDuration' = '{interval}', "
-            f"'delta.deletedFileRetentionDuration' = '{interval}')")
+            f"'delta.deletedFileRetentionDuration' = '{interval}', "
+            f"'delta.checkpointInterval' = '{CHECKPOINT_INTERVAL}')")
 
 
 def _table_ddl(columns: dict[str, str], comment: str) -> str:
@@ -93,6 +100,12 @@ class HiveTables:
             raise ValueError(f"invalid Hive database name {self.database!r}")
 
     @property
+    def ddl_fingerprint(self) -> str:
+        """The DDL and the table properties (a changed retention reaches existing tables)."""
+        text = f"{DDL_FINGERPRINT}\n{table_properties(self.retention_hours)}"
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @property
     def enriched(self) -> str:
         return self._qualified(ENRICHED)
 
@@ -117,7 +130,7 @@ class HiveTables:
         Once done, the database carries a fingerprint of the DDL: later batches check it and
         the table names in two catalog calls instead of ~8 DDL statements.
         """
-        if (self._fingerprint(spark) == DDL_FINGERPRINT
+        if (self._fingerprint(spark) == self.ddl_fingerprint
                 and self._table_names(spark) >= _ALL_TABLES):
             return
         tables = self._table_providers(spark)
@@ -145,7 +158,7 @@ class HiveTables:
             spark.sql(f"CREATE OR REPLACE VIEW {self.trend(name)} AS "
                       f"{trend.view_sql(self.cube)}")
         spark.sql(f"ALTER DATABASE `{self.database}` SET DBPROPERTIES "
-                  f"('{_FINGERPRINT_KEY}'='{DDL_FINGERPRINT}')")
+                  f"('{_FINGERPRINT_KEY}'='{self.ddl_fingerprint}')")
 
     def _table_providers(self, spark: SparkSession) -> dict[str, str] | None:
         """Table name -> "view", "delta", "parquet"...; None when the database does not exist."""
