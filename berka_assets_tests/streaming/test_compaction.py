@@ -93,13 +93,14 @@ def test_kill_9_of_spark_during_a_maintenance_run_then_batches_stay_exact(
     pipeline = Pipeline(stack, SAMPLE, max_records=600, run_per="tick")
     try:
         pipeline.produce_file(SAMPLE_TRANS, limit=600)
-        pipeline.drain()  # one batch: no maintenance yet (requested at the next tick)
-        pipeline.produce_file(SAMPLE_TRANS, limit=1_200, skip=600)
-        tick = pipeline.tick()
-        pipeline.cursor = tick.cursor
-        batch, maintenance = tick.run_requests
-        assert maintenance.job_name == "delta_maintenance_job", tick.run_requests
+        first = pipeline.tick()
+        pipeline.cursor = first.cursor
+        (batch,) = first.run_requests  # no batch planned before it: no maintenance yet
         assert pipeline.execute(batch).success
+        idle = pipeline.tick()  # no new offsets, one batch since the last maintenance
+        pipeline.cursor = idle.cursor
+        (maintenance,) = idle.run_requests
+        assert maintenance.job_name == "delta_maintenance_job", idle.run_requests
         thread, outcome = _run_in_background(pipeline, maintenance)
         deadline = time.monotonic() + 120
         while not _maintenance_step_started(pipeline):
@@ -114,7 +115,7 @@ def test_kill_9_of_spark_during_a_maintenance_run_then_batches_stay_exact(
         assert outcome and not outcome[0].success, "the maintenance finished before the kill"
         reset_spark_client()
 
-        pipeline.produce_file(SAMPLE_TRANS, limit=3_000, skip=1_200)
+        pipeline.produce_file(SAMPLE_TRANS, limit=3_000, skip=600)
         pipeline.drain()  # more batches, each followed by a maintenance run
         spark = spark_session(stack)
         _assert_exact(spark, pipeline, 3_000, 0)
