@@ -34,6 +34,9 @@ from berka_core.topic_incarnation import follow_topic
 
 TREND_TABLES = ("monthly_trend", "yearly_trend", "trans_by_age_gender")
 MICROBATCH_TAG = "berka/microbatch"
+# A run in one of these is queued or running (the sensor's backpressure, one maintenance at a time).
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 WRITER = "dagster-microbatch"
 
 

@@ -13,7 +13,7 @@ import time
 import dagster as dg
 from dagster_pyspark import PySparkResource
 
-from berka_assets.assets.streaming import hive_key, require_spark_endpoint
+from berka_assets.assets.streaming import IN_FLIGHT, hive_key, require_spark_endpoint
 from berka_core.config import get_settings
 from berka_core.spark_jobs.hive_tables import HiveTables
 
@@ -21,8 +21,6 @@ MAINTENANCE_TAG = "berka/maintenance"
 # The database's batch number when the maintenance was requested: the next one is due
 # BERKA_DELTA_MAINTAIN_EVERY_BATCHES batches later.
 AFTER_BATCH_TAG = "berka/maintained-after-batch"
-_IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 class MaintenanceConfig(dg.Config):
@@ -71,7 +69,7 @@ def maintenance_request(instance: dg.DagsterInstance, hive_database: str, batch_
     runs = instance.get_runs(filters=dg.RunsFilter(tags={MAINTENANCE_TAG: hive_database}),
                              limit=1)
     last = runs[0] if runs else None
-    if last is not None and last.status in _IN_FLIGHT:
+    if last is not None and last.status in IN_FLIGHT:
         return None
     after = int(last.tags.get(AFTER_BATCH_TAG, 0)) if last is not None else 0
     if after > batch_seq:  # the database's ledger was reset: its batches count from 1 again

@@ -5,6 +5,7 @@ import time
 import dagster as dg
 
 from berka_assets.assets.streaming import (
+    IN_FLIGHT,
     MICROBATCH_TAG,
     microbatch_job,
     microbatch_run_config,
@@ -27,13 +28,6 @@ from berka_core.offset_planning import (
 from berka_core.spark_jobs.kafka_source import OffsetRange
 from berka_core.spark_jobs.ledger import BatchLedger
 from berka_core.topic_incarnation import follow_topic
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def run_in_flight(instance: dg.DagsterInstance, hive_database: str) -> dg.DagsterRun | None:
