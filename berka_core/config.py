@@ -135,6 +135,10 @@ class SparkSettings(_Section):
     # compacts its Delta tables (OPTIMIZE) and removes files no version within the retention
     # reads any more (VACUUM): berka_assets/jobs/maintenance.py. 0: never.
     maintain_every_batches: int = _from("BERKA_DELTA_MAINTAIN_EVERY_BATCHES", 32)
+    # VACUUM at most this often (maintenance runs OPTIMIZE each time): files only become
+    # deletable BERKA_DELTA_RETENTION_HOURS after they are replaced, so vacuuming at every
+    # compaction mostly lists files it must keep. 0: at every maintenance.
+    vacuum_every_hours: float = _from("BERKA_DELTA_VACUUM_EVERY_HOURS", 6.0)
     # How far back time travel reaches, and how long a reader's snapshot stays readable:
     # Delta's log and deleted-file retention of the pipeline's tables.
     delta_retention_hours: int = _from("BERKA_DELTA_RETENTION_HOURS", 24)

@@ -129,6 +129,7 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> _Job:
                  time.monotonic() - started)
     retention = dt.timedelta(hours=settings.spark.delta_retention_hours)
     maintenance = DeltaMaintenance(spark, tables, args.maintenance_minutes * 60,
+                                   settings.spark.vacuum_every_hours * 3600,
                                    also=lambda: metrics.prune(retention))
     maintenance.start()
 

@@ -2,11 +2,11 @@
 
 Every trigger appends a small file to `enriched_transactions` and rewrites `trend_cube`: left
 alone, an hour of 2-s triggers makes 1,800 files of each. A thread of the job runs Delta's
-OPTIMIZE and VACUUM on an interval (HiveTables.maintain). It runs beside the triggers, not in
-them, so no trigger waits for it; Delta lets a compaction commit beside blind appends (the
-streaming job's appends read nothing of the table) and VACUUM keeps every file a version within
-the retention reads. The job's per-trigger progress reports in MySQL are pruned to the same
-retention at the same time.
+OPTIMIZE on an interval, and VACUUM at a longer one (HiveTables.maintain). It runs beside the
+triggers, not in them, so no trigger waits for it; Delta lets a compaction commit beside blind
+appends (the streaming job's appends read nothing of the table) and VACUUM keeps every file a
+version within the retention reads. The job's per-trigger progress reports in MySQL are pruned
+to the same retention at the same time.
 """
 
 from __future__ import annotations
@@ -24,15 +24,19 @@ log = logging.getLogger("berka.streaming")
 
 
 class DeltaMaintenance:
-    """OPTIMIZE and VACUUM every `interval_seconds`, then `also` (the progress reports'
-    retention), in a thread of its own."""
+    """OPTIMIZE every `interval_seconds`, VACUUM too when `vacuum_every_seconds` have passed
+    since it last vacuumed, then `also` (the progress reports' retention), in a thread of
+    its own."""
 
     def __init__(self, spark: SparkSession, tables: HiveTables, interval_seconds: float,
+                 vacuum_every_seconds: float = 0.0,
                  also: Callable[[], object] | None = None) -> None:
         self._spark = spark
         self._tables = tables
         self._also = also
         self._interval = interval_seconds
+        self._vacuum_every = vacuum_every_seconds
+        self._vacuumed_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="delta-maintenance", daemon=True)
         self.runs = 0
@@ -49,9 +53,11 @@ class DeltaMaintenance:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             started = time.monotonic()
-            log.info("Delta maintenance: OPTIMIZE and VACUUM starting")
+            vacuum = (self._vacuumed_at is None
+                      or started - self._vacuumed_at >= self._vacuum_every)
+            log.info("Delta maintenance starting: OPTIMIZE%s", " and VACUUM" if vacuum else "")
             try:
-                removed = self._tables.maintain(self._spark)
+                done = self._tables.maintain(self._spark, vacuum=vacuum)
                 if self._also is not None:
                     self._also()
             except Exception as error:  # noqa: BLE001 - a conflict or outage: next interval
@@ -59,5 +65,7 @@ class DeltaMaintenance:
                             self._interval, str(error).splitlines()[0][:300])
                 continue
             self.runs += 1
-            log.info("Delta maintenance: compacted %s files, vacuumed, in %.1f s",
-                     removed, time.monotonic() - started)
+            if done.vacuumed:
+                self._vacuumed_at = started
+            log.info("Delta maintenance: %s, in %.1f s", done.describe(),
+                     time.monotonic() - started)

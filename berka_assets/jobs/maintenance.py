@@ -6,6 +6,10 @@ inside a batch it delayed that batch's records and every record waiting behind i
 at a time per database). Delta keeps both safe together: an append never conflicts with a
 compaction, and the trend cube, rewritten by every batch, is only vacuumed, never compacted.
 It can also be launched by hand from the UI's launchpad.
+
+Every run compacts; VACUUM runs only when the last run that vacuumed is
+BERKA_DELTA_VACUUM_EVERY_HOURS old (the run carries a tag saying it vacuumed), and only on
+tables older than the retention (HiveTables.maintain).
 """
 
 import time
@@ -21,6 +25,8 @@ MAINTENANCE_TAG = "berka/maintenance"
 # The database's batch number when the maintenance was requested: the next one is due
 # BERKA_DELTA_MAINTAIN_EVERY_BATCHES batches later.
 AFTER_BATCH_TAG = "berka/maintained-after-batch"
+# Set on a maintenance run once it has vacuumed: the next VACUUM is due so long after it.
+VACUUMED_TAG = "berka/vacuumed"
 
 
 class MaintenanceConfig(dg.Config):
@@ -28,24 +34,45 @@ class MaintenanceConfig(dg.Config):
 
 
 @dg.op(tags={"kind": "spark"}, description="Compact (OPTIMIZE) the appended Delta tables and "
-       "delete the files no version within the retention reads (VACUUM).")
+       "delete the files no version within the retention reads (VACUUM, at most every "
+       "BERKA_DELTA_VACUUM_EVERY_HOURS).")
 def maintain_delta_tables(context: dg.OpExecutionContext, config: MaintenanceConfig,
                           pyspark: PySparkResource) -> None:
     require_spark_endpoint()
     spark = pyspark.spark_session
-    tables = HiveTables(config.hive_database, get_settings().spark.delta_retention_hours)
+    settings = get_settings().spark
+    tables = HiveTables(config.hive_database, settings.delta_retention_hours)
+    vacuum = vacuum_due(context.instance, config.hive_database, settings.vacuum_every_hours)
     started = time.monotonic()
-    compacted = tables.maintain(spark)
+    done = tables.maintain(spark, vacuum=vacuum)
     seconds = time.monotonic() - started
+    if done.vacuumed:
+        context.instance.add_run_tags(context.run_id, {VACUUMED_TAG: "true"})
     files = tables.file_count(spark, tables.enriched)
-    context.log.info(f"{config.hive_database}: compacted {compacted} files, vacuumed, in "
-                     f"{seconds:.1f} s; enriched_transactions now has {files} data files")
+    context.log.info(f"{config.hive_database}: {done.describe()} in {seconds:.1f} s "
+                     f"(VACUUM {'due' if vacuum else 'not due'}); enriched_transactions now "
+                     f"has {files} data files")
     context.log_event(dg.AssetObservation(asset_key=hive_key("enriched_transactions"), metadata={
         "hive_database": config.hive_database,
-        "files_compacted": sum(compacted.values()),
+        "files_compacted": sum(done.compacted.values()),
+        "tables_vacuumed": len(done.vacuumed),
         "data_files": files,
         "maintenance_seconds": round(seconds, 1),
     }))
+
+
+def vacuum_due(instance: dg.DagsterInstance, hive_database: str, every_hours: float) -> bool:
+    """True unless a maintenance run of the database vacuumed less than `every_hours` ago."""
+    if every_hours <= 0:
+        return True
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={MAINTENANCE_TAG: hive_database, VACUUMED_TAG: "true"}),
+        limit=1)
+    if not records:
+        return True
+    last = records[0]
+    vacuumed_at = last.end_time or last.create_timestamp.timestamp()
+    return time.time() - vacuumed_at >= every_hours * 3600
 
 
 @dg.job(

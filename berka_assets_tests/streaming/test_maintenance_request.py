@@ -1,8 +1,10 @@
 """When the Kafka sensor asks for a Delta maintenance run: every N planned batches of its
-database, never while one is queued or running, again from 1 after a ledger reset. Runs are
-recorded in a real (ephemeral) Dagster instance."""
+database, never while one is queued or running, again from 1 after a ledger reset; and when a
+maintenance run also vacuums. Runs are recorded in a real (ephemeral) Dagster instance."""
 
 from __future__ import annotations
+
+import time
 
 import dagster as dg
 import pytest
@@ -10,8 +12,10 @@ import pytest
 from berka_assets.jobs.maintenance import (
     AFTER_BATCH_TAG,
     MAINTENANCE_TAG,
+    VACUUMED_TAG,
     delta_maintenance_job,
     maintenance_request,
+    vacuum_due,
 )
 
 DATABASE = "berka_test"
@@ -70,3 +74,19 @@ def test_after_a_ledger_reset_batches_count_from_one_again(instance) -> None:
     _record(instance, maintenance_request(instance, DATABASE, 5 * EVERY, EVERY), finished=True)
     assert maintenance_request(instance, DATABASE, EVERY - 1, EVERY) is None
     assert maintenance_request(instance, DATABASE, EVERY, EVERY) is not None
+
+
+def test_vacuum_is_due_every_n_hours_after_the_last_run_that_vacuumed(instance) -> None:
+    assert vacuum_due(instance, DATABASE, 6)  # never vacuumed
+    compacted_only = _record(instance, maintenance_request(instance, DATABASE, EVERY, EVERY),
+                             finished=True)
+    assert vacuum_due(instance, DATABASE, 6), "a run that did not vacuum does not count"
+    vacuumed = _record(instance, maintenance_request(instance, DATABASE, 2 * EVERY, EVERY),
+                       finished=True)
+    instance.add_run_tags(vacuumed.run_id, {VACUUMED_TAG: "true"})  # as the op does
+    assert not vacuum_due(instance, DATABASE, 6)
+    assert vacuum_due(instance, "other_db", 6)
+    assert vacuum_due(instance, DATABASE, 0)  # 0: at every maintenance
+    time.sleep(0.05)
+    assert vacuum_due(instance, DATABASE, 0.01 / 3600)  # 10 ms after it
+    assert compacted_only.run_id != vacuumed.run_id

@@ -15,7 +15,8 @@ Tables (same names and columns as the Parquet tables of earlier releases):
   says which batch wrote a row (the commit's user metadata too);
 - `trend_cube`: rewritten whole in one commit per batch; the three trends are views over it, so
   they always agree with each other.
-Small files are compacted with Delta's OPTIMIZE and old ones removed with VACUUM (maintain).
+Small files are compacted with Delta's OPTIMIZE and old ones removed with VACUUM (maintain),
+which the callers run less often than OPTIMIZE (BERKA_DELTA_VACUUM_EVERY_HOURS).
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ _FINGERPRINT_KEY = "berka.ddl_fingerprint"
 _ALL_TABLES = {*TABLE_DDL, *T.TRENDS}
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Maintained:
+    compacted: dict[str, int]  # table -> files its OPTIMIZE removed (merged)
+    vacuumed: tuple[str, ...]  # the tables VACUUM ran on
+
+    def describe(self) -> str:
+        files = sum(self.compacted.values())
+        cleaned = (f"vacuumed {len(self.vacuumed)} tables" if self.vacuumed
+                   else "nothing vacuumed")
+        return f"compacted {files} files, {cleaned}"
 
 
 @dataclass(frozen=True)
@@ -242,18 +255,36 @@ class HiveTables:
         columns = ", ".join(T.CUBE_COLUMNS)
         spark.sql(f"INSERT OVERWRITE TABLE {self.cube} SELECT {columns} FROM new_trend_cube")
 
-    def maintain(self, spark: SparkSession) -> dict[str, int]:
-        """Compact the appended tables' small files (OPTIMIZE) and delete the files no version
-        within the retention reads (VACUUM, which keeps what a running reader's snapshot may
-        still need). Safe beside appending writers: a compaction only rewrites what it read.
-        Returns the files removed by the compaction per table."""
-        removed = {}
+    def maintain(self, spark: SparkSession, *, vacuum: bool = True) -> Maintained:
+        """Compact the appended tables' small files (OPTIMIZE) and, with `vacuum`, delete the
+        files no version within the retention reads (VACUUM, which keeps what a running
+        reader's snapshot may still need). Safe beside appending writers: a compaction only
+        rewrites what it read.
+
+        A table younger than the retention is not vacuumed: VACUUM deletes only files
+        unreferenced for longer than the retention, so it could find nothing, yet it lists
+        the table and reads its state (the soak's maintenance runs spent most of their time
+        there, on two saturated cores)."""
+        compacted = {}
         for table in (self.enriched, self.quarantine):
             (metrics,) = spark.sql(f"OPTIMIZE {table}").select("metrics.numFilesRemoved").first()
-            removed[table] = int(metrics or 0)
-        for table in (self.enriched, self.quarantine, self.cube):
+            compacted[table] = int(metrics or 0)
+        vacuumed = []
+        for table in (self.enriched, self.quarantine, self.cube) if vacuum else ():
+            if self._younger_than_retention(spark, table):
+                continue
             spark.sql(f"VACUUM {table}").collect()
-        return removed
+            vacuumed.append(table)
+        return Maintained(compacted, tuple(vacuumed))
+
+    def _younger_than_retention(self, spark: SparkSession, table: str) -> bool:
+        # The table's own retention (the one VACUUM applies; Delta's default is a week),
+        # compared in Spark, on the clock Delta's retention check uses.
+        retention = ("CAST(coalesce(properties['delta.deletedFileRetentionDuration'], "
+                     "'interval 1 week') AS INTERVAL)")
+        (young,) = spark.sql(f"DESCRIBE DETAIL {table}").select(
+            F.expr(f"createdAt > current_timestamp() - {retention}")).first()
+        return bool(young)
 
     def version(self, spark: SparkSession, table: str) -> int:
         """The table's latest committed Delta version."""
