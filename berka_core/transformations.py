@@ -290,6 +290,25 @@ def trend_cube(enriched: DataFrame) -> DataFrame:
     )
 
 
+# Change types of a Delta change data feed that take a row away.
+_REMOVED = ("delete", "update_preimage")
+
+
+def add_changes_to_cube(cube: DataFrame, changes: DataFrame) -> DataFrame:
+    """A trend cube plus the enriched rows of a change data feed (`_change_type`): inserted
+    rows add to their cell, deleted ones subtract; cells left with no transaction go."""
+    sign = F.when(F.col("_change_type").isin(*_REMOVED), -1).otherwise(1)
+    changed = changes.groupBy(*CUBE_KEYS).agg(
+        F.sum(sign).cast("bigint").alias("transaction_count"),
+        F.sum(sign * F.col("amount")).cast(MONEY_SUM).alias("transaction_amount"),
+    )
+    return (cube.select(*CUBE_COLUMNS).unionByName(changed)
+            .groupBy(*CUBE_KEYS)
+            .agg(F.sum("transaction_count").cast("bigint").alias("transaction_count"),
+                 F.sum("transaction_amount").cast(MONEY_SUM).alias("transaction_amount"))
+            .where(F.col("transaction_count") != 0))
+
+
 @dataclass(frozen=True)
 class Trend:
     """A trend as an aggregation of the trend cube: its keys and its other columns as SQL

@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from berka_core.spark_jobs.hive_tables import HiveTables
 
 log = logging.getLogger("berka.streaming")
+FIRST_RUN_AFTER_SECONDS = 60.0
 
 
 class DeltaMaintenance:
@@ -51,7 +52,12 @@ class DeltaMaintenance:
             self._thread.join(timeout=120)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        # The first one soon after a start: a job that crashed and restarted would otherwise
+        # wait a whole interval again, and its table kept the files of the interval before
+        # (the soak: 290 files after a kill and a MariaDB restart within 10 minutes).
+        wait = min(self._interval, FIRST_RUN_AFTER_SECONDS)
+        while not self._stop.wait(wait):
+            wait = self._interval
             started = time.monotonic()
             vacuum = (self._vacuumed_at is None
                       or started - self._vacuumed_at >= self._vacuum_every)

@@ -201,27 +201,20 @@ class _BatchWriter:
                         commits: list[PartitionCommit]) -> list[tuple]:
         """Nothing can be quarantined, so the new trend cube is known before the write: it is
         written beside the enriched append, concurrently (the trends are then visible when the
-        batch commits, with no write after it). The batch is planned, so a crash from here on
-        is finished at restart, never rolled back; should the batch fail instead, the
-        committed cube is put back."""
+        batch commits, with no write after it). The batch is planned, so whatever fails from
+        here on, the restart finishes it, never rolls it back: the cube that counts it stays.
+        (Putting the previous cube back showed readers the trends going down and up again:
+        the soak's MariaDB restart failed a ledger commit after both writes.)"""
         spark, seconds = self.spark, self.seconds
         new_cube = add_cubes(self.state.cube, cube_of(narrow))
-        cube_touched = False
-        try:
-            with ThreadPoolExecutor(1, thread_name_prefix="cube-write") as pool:
-                new_cube_frame = cube_frame(spark, new_cube)
-                cube_touched = True
-                cube_write = pool.submit(self.tables.write_trends, spark, new_cube_frame)
-                try:
-                    _timed(seconds, "write", lambda: self.tables.append_batch(
-                        spark, one_file(batch), self.batch_id, quarantine=False))
-                finally:
-                    _timed(seconds, "trends", cube_write.result)
-            _timed(seconds, "commit", lambda: self.ledger.commit(self.batch_id, commits))
-        except BaseException:
-            if cube_touched:
-                _restore_cube(spark, self.tables, self.state)
-            raise
+        with ThreadPoolExecutor(1, thread_name_prefix="cube-write") as pool:
+            cube_write = pool.submit(self.tables.write_trends, spark, cube_frame(spark, new_cube))
+            try:
+                _timed(seconds, "write", lambda: self.tables.append_batch(
+                    spark, one_file(batch), self.batch_id, quarantine=False))
+            finally:
+                _timed(seconds, "trends", cube_write.result)
+        _timed(seconds, "commit", lambda: self.ledger.commit(self.batch_id, commits))
         return new_cube
 
     def write_with_quarantine(self, final: DataFrame,
@@ -244,14 +237,6 @@ def one_file(records: DataFrame) -> DataFrame:
     a trigger is small and already classified in the cache, so one task writes it, and
     between two compactions the table gains a third of the files."""
     return records.coalesce(1)
-
-
-def _restore_cube(spark: SparkSession, tables: HiveTables, state: CommittedState) -> None:
-    """Best effort: the trends back to the committed cube after a failed batch."""
-    try:
-        tables.write_trends(spark, cube_frame(spark, state.cube))
-    except Exception as error:  # noqa: BLE001 - the batch's own error is the one to raise
-        log.error("could not put the committed trend cube back (a restart will): %s", error)
 
 
 def cube_of(rows: Sequence[Row]) -> list[tuple]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -19,6 +20,7 @@ from berka_core.config import REPO_ROOT, Settings
 from berka_core.spark_jobs.hive_tables import HiveTables
 from berka_core.spark_jobs.ledger import WriterConflict
 from berka_stack import process
+from berka_stack.mariadb import MariaDB
 from berka_stack.spark import StreamingJob
 
 pytestmark = pytest.mark.integration
@@ -136,6 +138,48 @@ def test_kill_9_mid_stream_then_restart_from_checkpoint(
     assert as_plain(stream_run.stream.trends(spark)) == independent.trends(
         SAMPLE, SAMPLE_TRANS, independent.first_trans_ids(SAMPLE_TRANS, second)
     )
+
+
+@pytest.mark.slow
+def test_a_refused_ledger_commit_after_the_writes_keeps_the_trends_counting_the_batch(
+    stack: Settings, stream_run: StreamRun
+) -> None:
+    """MySQL refuses a batch's ledger commit after its enriched append and trend cube write
+    (the soak's MariaDB restart did). The batch is planned, so the restarted job finishes it;
+    meanwhile the trends keep counting it: putting the previous cube back made readers see
+    them go down, then up again."""
+    sent = 600
+    stream_run.pipeline.produce_file(SAMPLE_TRANS, limit=sent)
+    mariadb = MariaDB(stack.mysql)
+    trigger = f"refuse_{stream_run.stream.hive_database}"
+    # A real refusal by the real server, for this database's commits only.
+    mariadb.admin_sql(
+        f"DELIMITER //\nCREATE TRIGGER `{trigger}` BEFORE INSERT ON microbatch_ledger "
+        f"FOR EACH ROW IF NEW.hive_database = '{stream_run.stream.hive_database}' THEN "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'commit refused by the test'; END IF //\n",
+        database=stack.mysql.database)
+    try:
+        # Its first batch may already have failed when start() looks: the log says below.
+        with contextlib.suppress(process.StackError):
+            stream_run.job.start()
+        deadline = time.monotonic() + 240
+        while stream_run.job.pid() is not None:  # the query fails and the job exits
+            assert time.monotonic() < deadline, process.tail(stream_run.job.log_path())
+            time.sleep(0.5)
+    finally:
+        mariadb.admin_sql(f"DROP TRIGGER IF EXISTS `{trigger}`", database=stack.mysql.database)
+    assert "commit refused by the test" in stream_run.job.log_path().read_text(errors="replace")
+    ledger = stream_run.stream.ledger()
+    assert ledger.pending() is not None and ledger.totals(stream_run.pipeline.topic).consumed == 0
+    spark = spark_session(stack)
+    expected = independent.trends(SAMPLE, SAMPLE_TRANS,
+                                  independent.first_trans_ids(SAMPLE_TRANS, sent))
+    assert as_plain(stream_run.stream.trends(spark)) == expected  # not the empty cube again
+
+    stream_run.job.start()  # finishes the planned batch, then goes on
+    stream_run.wait_for(sent)
+    assert stream_run.stream.counts(spark) == (sent, 0)
+    assert as_plain(stream_run.stream.trends(spark)) == expected
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ Tables (same names and columns as the Parquet tables of earlier releases):
 - `enriched_transactions`, `quarantine`: appended to, one commit per table and batch; `batch_id`
   says which batch wrote a row (the commit's user metadata too);
 - `trend_cube`: rewritten whole in one commit per batch; the three trends are views over it, so
-  they always agree with each other.
+  they always agree with each other. A batch adds the enriched table's changes since the version
+  the cube counts (its change data feed) to the cube, instead of aggregating the whole table.
 Small files are compacted with Delta's OPTIMIZE and old ones removed with VACUUM (maintain),
 which the callers run less often than OPTIMIZE (BERKA_DELTA_VACUUM_EVERY_HOURS).
 """
@@ -44,13 +45,20 @@ OBSOLETE_TABLES = ("batch_staging", "batch_duplicates")
 CHECKPOINT_INTERVAL = 100
 
 
-def table_properties(retention_hours: int) -> str:
+def table_properties(retention_hours: int, *extra: str) -> str:
     """Delta's log and deleted-file retention: how far back time travel reaches, and how long
     a file a reader's snapshot may still read survives VACUUM; the checkpoint interval."""
     interval = f"interval {int(retention_hours)} hours"
     return (f"TBLPROPERTIES ('delta.logRetentionDuration' = '{interval}', "
             f"'delta.deletedFileRetentionDuration' = '{interval}', "
-            f"'delta.checkpointInterval' = '{CHECKPOINT_INTERVAL}')")
+            f"'delta.checkpointInterval' = '{CHECKPOINT_INTERVAL}'"
+            + "".join(f", {item}" for item in extra) + ")")
+
+
+# The enriched table's change data feed: the micro-batch adds the rows committed since the
+# trend cube's last update to the cube instead of aggregating the whole table again.
+CHANGE_FEED = "'delta.enableChangeDataFeed' = 'true'"
+TABLE_EXTRA_PROPERTIES = {ENRICHED: (CHANGE_FEED,)}
 
 
 def _table_ddl(columns: dict[str, str], comment: str) -> str:
@@ -74,7 +82,12 @@ TABLE_DDL = {
 # Changes whenever a table or view definition does; HiveTables.ensure re-runs the DDL then.
 DDL_FINGERPRINT = hashlib.sha1("\n".join([
     *TABLE_DDL.values(), *(trend.view_sql(CUBE) for trend in T.TRENDS.values()),
+    *(item for extra in TABLE_EXTRA_PROPERTIES.values() for item in extra),
 ]).encode()).hexdigest()[:16]
+# In the user metadata of each trend cube commit: the enriched table version the cube counts.
+_CUBE_COUNTS = "berka.trend_cube.enriched_version="
+# Commits of the trend cube that change no row; the cube's source version is in the last other.
+_NO_DATA_CHANGE = ("VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "OPTIMIZE")
 _FINGERPRINT_KEY = "berka.ddl_fingerprint"
 _ALL_TABLES = {*TABLE_DDL, *T.TRENDS}
 
@@ -151,8 +164,9 @@ class HiveTables:
             # IF NOT EXISTS alone makes the metastore log an AlreadyExists error every batch.
             spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
             tables = {}
-        properties = table_properties(self.retention_hours)
         for name, ddl in TABLE_DDL.items():
+            properties = table_properties(self.retention_hours,
+                                          *TABLE_EXTRA_PROPERTIES.get(name, ()))
             provider = tables.get(name)
             if provider == "parquet":
                 # Written by an earlier release: Delta takes the files over as they are.
@@ -245,15 +259,67 @@ class HiveTables:
         return read_counts(rows)
 
     def rebuild_trends(self, spark: SparkSession) -> None:
-        """Trends are always an aggregate of the whole enriched table, rewritten in full."""
-        self.write_trends(spark, T.trend_cube(spark.table(self.enriched)))
+        """The trend cube aggregated from the whole enriched table, in one commit."""
+        version = self.version(spark, self.enriched)
+        enriched = spark.sql(f"SELECT * FROM {self.enriched} VERSION AS OF {version}")
+        self.write_trends(spark, T.trend_cube(enriched), counts_version=version)
 
-    def write_trends(self, spark: SparkSession, cube: DataFrame) -> None:
+    def update_trends(self, spark: SparkSession) -> str:
+        """The trend cube brought up to the enriched table's latest version, in one commit:
+        the rows committed since the version the cube counts (Delta's change data feed;
+        a replayed batch's replaced rows come out as deletes and inserts) added to the cube,
+        signed, instead of a scan of the whole table. Each cube commit records the version it
+        counts, so every change is added once, also after a crash between a batch's commits.
+        A full rebuild when the cube does not say, or the changes are no longer readable.
+        Returns how: "current", "incremental" or "rebuilt"."""
+        with ThreadPoolExecutor(2, thread_name_prefix="trend-versions") as pool:
+            latest_future = pool.submit(self.version, spark, self.enriched)
+            counted = self.cube_counts_version(spark)
+            latest = latest_future.result()
+        if counted == latest:
+            return "current"
+        if counted is None or counted > latest:
+            self.rebuild_trends(spark)
+            return "rebuilt"
+        changes = spark.sql(f"SELECT * FROM table_changes('{self.database}.{ENRICHED}', "
+                            f"{counted + 1}, {latest})")
+        cube = T.add_changes_to_cube(spark.table(self.cube), changes)
+        try:
+            self.write_trends(spark, cube, counts_version=latest)
+        # The feed is off for those versions or cleaned up. A failed write committed nothing,
+        # and a full rebuild is right whatever happened, so any error gets one.
+        except Exception as error:  # noqa: BLE001
+            log.warning("trend cube of %s rebuilt in full: changes %s..%s unreadable: %s",
+                        self.database, counted + 1, latest, str(error).splitlines()[0][:200])
+            self.rebuild_trends(spark)
+            return "rebuilt"
+        return "incremental"
+
+    def cube_counts_version(self, spark: SparkSession) -> int | None:
+        """The enriched table version the trend cube's latest rows count, from the user metadata
+        of its last commit that changed rows; None if that commit does not say."""
+        for row in spark.sql(f"DESCRIBE HISTORY {self.cube} LIMIT 10").collect():
+            if row["operation"] in _NO_DATA_CHANGE:
+                continue
+            metadata = row["userMetadata"] or ""
+            return int(metadata[len(_CUBE_COUNTS):]) if metadata.startswith(_CUBE_COUNTS) else None
+        return None
+
+    def write_trends(self, spark: SparkSession, cube: DataFrame, *,
+                     counts_version: int | None = None) -> None:
         """The trends from a trend cube: one commit of the cube table the trend views read, so
-        a reader sees the old cube or the new one, never an empty or partial one."""
+        a reader sees the old cube or the new one, never an empty or partial one.
+        `counts_version`: the enriched table version the cube counts (update_trends)."""
         cube.createOrReplaceTempView("new_trend_cube")
         columns = ", ".join(T.CUBE_COLUMNS)
-        spark.sql(f"INSERT OVERWRITE TABLE {self.cube} SELECT {columns} FROM new_trend_cube")
+        metadata_key = "spark.databricks.delta.commitInfo.userMetadata"
+        if counts_version is not None:
+            spark.conf.set(metadata_key, f"{_CUBE_COUNTS}{int(counts_version)}")
+        try:
+            spark.sql(f"INSERT OVERWRITE TABLE {self.cube} SELECT {columns} FROM new_trend_cube")
+        finally:
+            if counts_version is not None:
+                spark.conf.unset(metadata_key)
 
     def maintain(self, spark: SparkSession, *, vacuum: bool = True) -> Maintained:
         """Compact the appended tables' small files (OPTIMIZE) and, with `vacuum`, delete the

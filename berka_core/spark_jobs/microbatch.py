@@ -9,8 +9,9 @@ Order of work, and why each crash point is safe (ledger.py has the protocol):
    records), check they add up to the offsets read, plan the batch in the ledger;
 4. append the quarantined and the enriched records, one Delta commit each;
 5. commit the ledger rows in one MySQL transaction;
-6. rebuild the trend cube from the enriched table in one commit (also when there was nothing
-   new, so a crash between 5 and 6 is repaired by the next run).
+6. bring the trend cube up to the enriched table's latest version in one commit (also when
+   there was nothing new, so a crash between 5 and 6 is repaired by the next run): the cube
+   records the version it counts and adds the changes since (HiveTables.update_trends).
 Compaction and clean-up (HiveTables.maintain) are not part of a batch: they run beside the
 batches (the Dagster path's delta_maintenance_job, the streaming job's maintenance thread).
 """
@@ -153,8 +154,8 @@ def run_batch(
                            topic, [r.partition for r in requested]), low_offsets))
     finished = pending.batch_id if pending else None
     if not processed:
-        log.info("offsets %s are already committed; rebuilding trends only", requested)
-        _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
+        log.info("offsets %s are already committed; updating trends only", requested)
+        _timed(seconds, "trends", lambda: tables.update_trends(spark))
         ledger.mark_visible()
         return BatchResult(None, requested, [], finished_plan=finished, seconds=seconds)
 
@@ -164,7 +165,7 @@ def run_batch(
         spark, records, reference, tables, ledger, batch_id, processed, seconds)
     commits = partition_commits(batch_id, processed, counts)
     _timed(seconds, "commit", lambda: ledger.commit(batch_id, commits))
-    _timed(seconds, "trends", lambda: tables.rebuild_trends(spark))
+    _timed(seconds, "trends", lambda: tables.update_trends(spark))
     ledger.mark_visible()
     versions = _timed(seconds, "version", lambda: tables.versions(spark))
     seconds["total"] = time.monotonic() - started
