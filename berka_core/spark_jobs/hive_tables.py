@@ -259,10 +259,14 @@ class HiveTables:
         return read_counts(rows)
 
     def rebuild_trends(self, spark: SparkSession) -> None:
-        """The trend cube aggregated from the whole enriched table, in one commit."""
+        """The trend cube aggregated from the whole enriched table, in one commit.
+
+        The latest snapshot holds the rows of the version read just before it: the batches of a
+        database are its only writer, one at a time (a compaction beside them changes files,
+        not rows). Not `VERSION AS OF`: Delta refuses time travel past the deleted-file
+        retention, which may be 0."""
         version = self.version(spark, self.enriched)
-        enriched = spark.sql(f"SELECT * FROM {self.enriched} VERSION AS OF {version}")
-        self.write_trends(spark, T.trend_cube(enriched), counts_version=version)
+        self.write_trends(spark, T.trend_cube(spark.table(self.enriched)), counts_version=version)
 
     def update_trends(self, spark: SparkSession) -> str:
         """The trend cube brought up to the enriched table's latest version, in one commit:
@@ -281,13 +285,13 @@ class HiveTables:
         if counted is None or counted > latest:
             self.rebuild_trends(spark)
             return "rebuilt"
-        changes = spark.sql(f"SELECT * FROM table_changes('{self.database}.{ENRICHED}', "
-                            f"{counted + 1}, {latest})")
-        cube = T.add_changes_to_cube(spark.table(self.cube), changes)
         try:
+            changes = spark.sql(f"SELECT * FROM table_changes('{self.database}.{ENRICHED}', "
+                                f"{counted + 1}, {latest})")
+            cube = T.add_changes_to_cube(spark.table(self.cube), changes)
             self.write_trends(spark, cube, counts_version=latest)
-        # The feed is off for those versions or cleaned up. A failed write committed nothing,
-        # and a full rebuild is right whatever happened, so any error gets one.
+        # The feed is off for those versions, or past the retention. A failed write committed
+        # nothing, and a full rebuild is right whatever happened, so any error gets one.
         except Exception as error:  # noqa: BLE001
             log.warning("trend cube of %s rebuilt in full: changes %s..%s unreadable: %s",
                         self.database, counted + 1, latest, str(error).splitlines()[0][:200])
