@@ -258,14 +258,15 @@ class HiveTables:
         ).collect()
         return read_counts(rows)
 
-    def rebuild_trends(self, spark: SparkSession) -> None:
+    def rebuild_trends(self, spark: SparkSession, version: int | None = None) -> None:
         """The trend cube aggregated from the whole enriched table, in one commit.
 
         The latest snapshot holds the rows of the version read just before it: the batches of a
         database are its only writer, one at a time (a compaction beside them changes files,
         not rows). Not `VERSION AS OF`: Delta refuses time travel past the deleted-file
-        retention, which may be 0."""
-        version = self.version(spark, self.enriched)
+        retention, which may be 0. `version`: the latest, when the caller just read it."""
+        if version is None:
+            version = self.version(spark, self.enriched)
         self.write_trends(spark, T.trend_cube(spark.table(self.enriched)), counts_version=version)
 
     def update_trends(self, spark: SparkSession) -> str:
@@ -283,7 +284,7 @@ class HiveTables:
         if counted == latest:
             return "current"
         if counted is None or counted > latest:
-            self.rebuild_trends(spark)
+            self.rebuild_trends(spark, latest)
             return "rebuilt"
         try:
             changes = spark.sql(f"SELECT * FROM table_changes('{self.database}.{ENRICHED}', "
@@ -295,7 +296,7 @@ class HiveTables:
         except Exception as error:  # noqa: BLE001
             log.warning("trend cube of %s rebuilt in full: changes %s..%s unreadable: %s",
                         self.database, counted + 1, latest, str(error).splitlines()[0][:200])
-            self.rebuild_trends(spark)
+            self.rebuild_trends(spark, latest)
             return "rebuilt"
         return "incremental"
 
