@@ -244,6 +244,9 @@ def duplicate_reasons(staged: DataFrame, committed_trans_ids: DataFrame | None) 
     Within the batch the lowest (partition, offset) wins; against earlier batches the committed
     row wins, so a producer that re-sends after a crash never double-counts. Only the three key
     columns are shuffled; the result is usually empty.
+
+    The committed ids are first narrowed to the batch's own (a broadcast semi-join, map-side),
+    so what is de-duplicated and joined is at most a batch of ids, however large the table.
     """
     valid = staged.where(F.col("reason").isNull()).select(
         "trans_id", "kafka_partition", "kafka_offset"
@@ -252,7 +255,9 @@ def duplicate_reasons(staged: DataFrame, committed_trans_ids: DataFrame | None) 
     ranked = valid.withColumn("_rank", F.row_number().over(order))
     reason = F.when(F.col("_rank") > 1, F.lit(REASON_DUPLICATE_IN_BATCH))
     if committed_trans_ids is not None:
-        seen = committed_trans_ids.select(F.col("trans_id").alias("_seen_trans_id")).distinct()
+        batch_ids = F.broadcast(valid.select("trans_id").distinct())
+        seen = (committed_trans_ids.join(batch_ids, "trans_id", "left_semi")
+                .select(F.col("trans_id").alias("_seen_trans_id")).distinct())
         ranked = ranked.join(seen, ranked["trans_id"] == seen["_seen_trans_id"], "left")
         reason = F.coalesce(
             reason,
