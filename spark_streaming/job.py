@@ -132,7 +132,8 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> _Job:
     retention = dt.timedelta(hours=settings.spark.delta_retention_hours)
     maintenance = DeltaMaintenance(spark, tables, args.maintenance_minutes * 60,
                                    settings.spark.vacuum_every_hours * 3600,
-                                   also=lambda: metrics.prune(retention))
+                                   also=lambda: metrics.prune(retention),
+                                   compact_below_mb=settings.spark.compact_below_mb)
     maintenance.start()
 
     started = time.monotonic()

@@ -18,25 +18,27 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
-from berka_core.spark_jobs.hive_tables import HiveTables
+from berka_core.spark_jobs.hive_tables import COMPACT_BELOW_MB, HiveTables
 
 log = logging.getLogger("berka.streaming")
 FIRST_RUN_AFTER_SECONDS = 60.0
 
 
 class DeltaMaintenance:
-    """OPTIMIZE every `interval_seconds`, VACUUM too when `vacuum_every_seconds` have passed
-    since it last vacuumed, then `also` (the progress reports' retention), in a thread of
-    its own."""
+    """OPTIMIZE (of the files under `compact_below_mb`) every `interval_seconds`, VACUUM too
+    when `vacuum_every_seconds` have passed since it last vacuumed, then `also` (the
+    progress reports' retention), in a thread of its own."""
 
     def __init__(self, spark: SparkSession, tables: HiveTables, interval_seconds: float,
                  vacuum_every_seconds: float = 0.0,
-                 also: Callable[[], object] | None = None) -> None:
+                 also: Callable[[], object] | None = None,
+                 compact_below_mb: int = COMPACT_BELOW_MB) -> None:
         self._spark = spark
         self._tables = tables
         self._also = also
         self._interval = interval_seconds
         self._vacuum_every = vacuum_every_seconds
+        self._compact_below_mb = compact_below_mb
         self._vacuumed_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="delta-maintenance", daemon=True)
@@ -63,7 +65,8 @@ class DeltaMaintenance:
                       or started - self._vacuumed_at >= self._vacuum_every)
             log.info("Delta maintenance starting: OPTIMIZE%s", " and VACUUM" if vacuum else "")
             try:
-                done = self._tables.maintain(self._spark, vacuum=vacuum)
+                done = self._tables.maintain(self._spark, vacuum=vacuum,
+                                             compact_below_mb=self._compact_below_mb)
                 if self._also is not None:
                     self._also()
             except Exception as error:  # noqa: BLE001 - a conflict or outage: next interval

@@ -44,7 +44,7 @@ def maintain_delta_tables(context: dg.OpExecutionContext, config: MaintenanceCon
     tables = HiveTables(config.hive_database, settings.delta_retention_hours)
     vacuum = vacuum_due(context.instance, config.hive_database, settings.vacuum_every_hours)
     started = time.monotonic()
-    done = tables.maintain(spark, vacuum=vacuum)
+    done = tables.maintain(spark, vacuum=vacuum, compact_below_mb=settings.compact_below_mb)
     seconds = time.monotonic() - started
     if done.vacuumed:
         context.instance.add_run_tags(context.run_id, {VACUUMED_TAG: "true"})

@@ -182,3 +182,43 @@ def test_the_trend_cube_counts_each_commit_of_the_enriched_table_once(stack: Set
         assert cube() == aggregated()
     finally:
         spark.sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")
+
+
+def test_maintenance_compacts_only_the_files_under_the_threshold(stack: Settings) -> None:
+    """A compacted file that reached BERKA_DELTA_COMPACT_BELOW_MB stays as it is: with Delta's
+    own threshold (1 GB) every maintenance rewrote the whole table, and grew with it."""
+    spark = spark_session(stack)
+    tables = HiveTables(f"t_{uuid.uuid4().hex[:10]}")
+
+    def batch(first: int, count: int):
+        ids = spark.range(first, first + count).withColumnRenamed("id", "trans_id")
+        return ids.select(*(
+            F.col("trans_id") if name == "trans_id"
+            # Hashes do not compress: the first batch makes a file of a few MiB.
+            else F.sha2(F.col("trans_id").cast("string"), 256).alias(name) if kind == "STRING"
+            else F.lit(0).cast(kind).alias(name)
+            for name, kind in T.ENRICHED_TYPES.items()),
+            F.lit(None).cast("string").alias("reason"), F.lit("{}").alias("raw_value"))
+
+    def files() -> dict[str, int]:
+        rows = spark.table(tables.enriched).select("_metadata.file_path", "_metadata.file_size")
+        return dict(rows.distinct().collect())
+
+    try:
+        tables.ensure(spark)
+        tables.append_batch(spark, batch(0, 40_000).coalesce(1), "big", quarantine=False)
+        (big, size), = files().items()
+        assert size > 2**20, size
+        for number in range(3):
+            tables.append_batch(spark, batch(100_000 + 10 * number, 10), f"small{number}",
+                                quarantine=False)
+        done = tables.maintain(spark, vacuum=False, compact_below_mb=1)
+        assert done.compacted[tables.enriched] == 3
+        assert big in files() and len(files()) == 2
+        # Delta's own threshold: both files, the big one included, rewritten into one.
+        done = tables.maintain(spark, vacuum=False, compact_below_mb=1024)
+        assert done.compacted[tables.enriched] == 2
+        assert big not in files() and len(files()) == 1
+        assert spark.table(tables.enriched).count() == 40_030
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS `{tables.database}` CASCADE")

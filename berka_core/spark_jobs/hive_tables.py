@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pyspark.errors import AnalysisException
@@ -43,6 +45,9 @@ OBSOLETE_TABLES = ("batch_staging", "batch_duplicates")
 # it, inside that batch or trigger: at Delta's default of 10, every tenth streaming trigger
 # of each table paid for one and made the p95 latency (bench/RESULTS.md, session 17).
 CHECKPOINT_INTERVAL = 100
+COMPACT_BELOW_MB = 16
+_OPTIMIZE_MIN_FILE_SIZE = "spark.databricks.delta.optimize.minFileSize"
+_COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def table_properties(retention_hours: int, *extra: str) -> str:
@@ -317,29 +322,27 @@ class HiveTables:
         `counts_version`: the enriched table version the cube counts (update_trends)."""
         cube.createOrReplaceTempView("new_trend_cube")
         columns = ", ".join(T.CUBE_COLUMNS)
-        metadata_key = "spark.databricks.delta.commitInfo.userMetadata"
-        if counts_version is not None:
-            spark.conf.set(metadata_key, f"{_CUBE_COUNTS}{int(counts_version)}")
-        try:
+        metadata = None if counts_version is None else f"{_CUBE_COUNTS}{int(counts_version)}"
+        with _session_conf(spark, _COMMIT_USER_METADATA, metadata):
             spark.sql(f"INSERT OVERWRITE TABLE {self.cube} SELECT {columns} FROM new_trend_cube")
-        finally:
-            if counts_version is not None:
-                spark.conf.unset(metadata_key)
 
-    def maintain(self, spark: SparkSession, *, vacuum: bool = True) -> Maintained:
-        """Compact the appended tables' small files (OPTIMIZE) and, with `vacuum`, delete the
-        files no version within the retention reads (VACUUM, which keeps what a running
-        reader's snapshot may still need). Safe beside appending writers: a compaction only
-        rewrites what it read.
+    def maintain(self, spark: SparkSession, *, vacuum: bool = True,
+                 compact_below_mb: int = COMPACT_BELOW_MB) -> Maintained:
+        """Compact the appended tables' files smaller than `compact_below_mb` (OPTIMIZE) and,
+        with `vacuum`, delete the files no version within the retention reads (VACUUM, which
+        keeps what a running reader's snapshot may still need). Safe beside appending writers:
+        a compaction only rewrites what it read.
 
         A table younger than the retention is not vacuumed: VACUUM deletes only files
         unreferenced for longer than the retention, so it could find nothing, yet it lists
         the table and reads its state (the soak's maintenance runs spent most of their time
         there, on two saturated cores)."""
         compacted = {}
-        for table in (self.enriched, self.quarantine):
-            (metrics,) = spark.sql(f"OPTIMIZE {table}").select("metrics.numFilesRemoved").first()
-            compacted[table] = int(metrics or 0)
+        with _session_conf(spark, _OPTIMIZE_MIN_FILE_SIZE, str(compact_below_mb * 2**20)):
+            for table in (self.enriched, self.quarantine):
+                (metrics,) = spark.sql(f"OPTIMIZE {table}").select(
+                    "metrics.numFilesRemoved").first()
+                compacted[table] = int(metrics or 0)
         vacuumed = []
         for table in (self.enriched, self.quarantine, self.cube) if vacuum else ():
             if self._younger_than_retention(spark, table):
@@ -414,3 +417,17 @@ def _check_timestamp(timestamp: str) -> str:
     if not re.fullmatch(r"[0-9: .T+-]{4,40}", timestamp):
         raise ValueError(f"not a timestamp: {timestamp!r}")
     return timestamp
+
+
+@contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str | None) -> Iterator[None]:
+    """`key` set to `value` in the session for the statements inside, unset after (None:
+    left as it is). Delta reads these per statement, not per table or writer."""
+    if value is None:
+        yield
+        return
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        spark.conf.unset(key)
