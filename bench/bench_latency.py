@@ -41,6 +41,7 @@ from berka_assets.resources.berka_source import BerkaSourceResource
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.s3 import s3_resource
+from berka_assets_tests.streaming.harness import Pipeline
 from berka_core.config import (
     REPO_ROOT,
     get_settings,
@@ -122,6 +123,9 @@ def main() -> None:
     load_secrets_into_environment()
     settings = get_settings()
     name = f"lat_{args.path}_{uuid.uuid4().hex[:6]}"
+    # The reference tables of the records it sends: another tool (the soak) may have left
+    # those of another data set, and the records would be quarantined as unknown accounts.
+    Pipeline(settings, Path(settings.data_dir), topic=name, hive_database=name).load_reference()
     ensure_topics(settings.kafka.bootstrap_servers, {name: settings.kafka.partitions})
     mysql = MySQLResource(password=secret(settings.mysql.password_env))
     ledger = BatchLedger(mysql.connect, name)
