@@ -438,6 +438,16 @@ class Soak:
             spark.sql(f"DROP DATABASE IF EXISTS `{database}` CASCADE")
             self.ledgers[path].reset()
         KafkaResource().admin().delete_topics([self.name])
+        self._restore_reference()
+
+    def _restore_reference(self) -> None:
+        """The reference tables of the data set the environment names, back in MySQL: the
+        soak loaded its own data's over them, and records of the usual set would then be
+        quarantined as unknown accounts (bench_latency after a soak)."""
+        usual = Path(self.args.usual_data_dir)
+        if usual != Path(self.settings.data_dir) and usual.is_dir():
+            Pipeline(self.settings, usual, topic=self.name,
+                     hive_database=self.databases["sensor"]).load_reference()
 
 
 def soak_data(records: float) -> Path:
@@ -472,6 +482,7 @@ def _recovery_text(fault: Injected) -> str:
 def main() -> int:
     args = parse_args()
     load_secrets_into_environment()
+    args.usual_data_dir = get_settings().data_dir  # its reference tables are put back at the end
     # The reference load, the replay and the oracle all read this folder.
     records = args.rate * (args.minutes * 60 + STARTUP_SECONDS)  # the replay starts before
     os.environ["BERKA_DATA_DIR"] = str(args.data or soak_data(records))
