@@ -33,15 +33,16 @@ import time
 import uuid
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, materialize
 from latency_breakdown import log_since, records, sensor_breakdown, streaming_breakdown
 from pyspark.sql import SparkSession
 
+from berka_assets.assets.reference import reference_tables
 from berka_assets.resources.berka_source import BerkaSourceResource
+from berka_assets.resources.factory import build_resources
 from berka_assets.resources.kafka import KafkaResource
 from berka_assets.resources.mysql import MySQLResource
 from berka_assets.resources.s3 import s3_resource
-from berka_assets_tests.streaming.harness import Pipeline
 from berka_core.config import (
     REPO_ROOT,
     get_settings,
@@ -125,7 +126,7 @@ def main() -> None:
     name = f"lat_{args.path}_{uuid.uuid4().hex[:6]}"
     # The reference tables of the records it sends: another tool (the soak) may have left
     # those of another data set, and the records would be quarantined as unknown accounts.
-    Pipeline(settings, Path(settings.data_dir), topic=name, hive_database=name).load_reference()
+    assert materialize([reference_tables], resources=build_resources(settings)).success
     ensure_topics(settings.kafka.bootstrap_servers, {name: settings.kafka.partitions})
     mysql = MySQLResource(password=secret(settings.mysql.password_env))
     ledger = BatchLedger(mysql.connect, name)
