@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
-from berka_core.spark_jobs.hive_tables import COMPACT_BELOW_MB, HiveTables
+from berka_core.spark_jobs.hive_tables import HiveTables
 
 log = logging.getLogger("berka.streaming")
 FIRST_RUN_AFTER_SECONDS = 60.0
@@ -32,7 +32,7 @@ class DeltaMaintenance:
     def __init__(self, spark: SparkSession, tables: HiveTables, interval_seconds: float,
                  vacuum_every_seconds: float = 0.0,
                  also: Callable[[], object] | None = None,
-                 compact_below_mb: int = COMPACT_BELOW_MB) -> None:
+                 compact_below_mb: int | None = None) -> None:
         self._spark = spark
         self._tables = tables
         self._also = also

@@ -35,6 +35,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from berka_core import transformations as T
+from berka_core.config import get_settings
 
 ENRICHED, QUARANTINE, CUBE = "enriched_transactions", "quarantine", "trend_cube"
 # Work tables of the Parquet releases, which Delta's commits made unnecessary.
@@ -45,7 +46,6 @@ OBSOLETE_TABLES = ("batch_staging", "batch_duplicates")
 # it, inside that batch or trigger: at Delta's default of 10, every tenth streaming trigger
 # of each table paid for one and made the p95 latency (bench/RESULTS.md, session 17).
 CHECKPOINT_INTERVAL = 100
-COMPACT_BELOW_MB = 16
 _OPTIMIZE_MIN_FILE_SIZE = "spark.databricks.delta.optimize.minFileSize"
 _COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
@@ -327,16 +327,18 @@ class HiveTables:
             spark.sql(f"INSERT OVERWRITE TABLE {self.cube} SELECT {columns} FROM new_trend_cube")
 
     def maintain(self, spark: SparkSession, *, vacuum: bool = True,
-                 compact_below_mb: int = COMPACT_BELOW_MB) -> Maintained:
-        """Compact the appended tables' files smaller than `compact_below_mb` (OPTIMIZE) and,
-        with `vacuum`, delete the files no version within the retention reads (VACUUM, which
-        keeps what a running reader's snapshot may still need). Safe beside appending writers:
-        a compaction only rewrites what it read.
+                 compact_below_mb: int | None = None) -> Maintained:
+        """Compact the appended tables' files smaller than `compact_below_mb` (OPTIMIZE; default
+        BERKA_DELTA_COMPACT_BELOW_MB) and, with `vacuum`, delete the files no version within
+        the retention reads (VACUUM, which keeps what a running reader's snapshot may still
+        need). Safe beside appending writers: a compaction only rewrites what it read.
 
         A table younger than the retention is not vacuumed: VACUUM deletes only files
         unreferenced for longer than the retention, so it could find nothing, yet it lists
         the table and reads its state (the soak's maintenance runs spent most of their time
         there, on two saturated cores)."""
+        if compact_below_mb is None:
+            compact_below_mb = get_settings().spark.compact_below_mb
         compacted = {}
         with _session_conf(spark, _OPTIMIZE_MIN_FILE_SIZE, str(compact_below_mb * 2**20)):
             for table in (self.enriched, self.quarantine):
