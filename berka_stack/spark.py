@@ -180,6 +180,15 @@ def spark_submit(*args: str) -> list[str]:
     return [str(spark_home() / "bin" / "spark-submit"), *args]
 
 
+def server_driver_memory(memory: str) -> list[str]:
+    """spark-submit's driver memory for a long-lived server: the heap committed and touched at
+    start (-Xms as -Xmx, as Kafka's and Elasticsearch's guides advise), so the process's
+    resident memory is what it was given from its first minute on; a heap that grows into its
+    limit over a quarter of an hour is otherwise hard to tell from a leak (the soak's rule)."""
+    return ["--driver-memory", memory,
+            "--driver-java-options", f"-Xms{memory} -XX:+AlwaysPreTouch"]
+
+
 def connect_server_arguments(
     settings: Settings, bind_host: str, port: int, extra: Sequence[str] = ()
 ) -> list[str]:
@@ -190,7 +199,7 @@ def connect_server_arguments(
     """
     return [
         "--name", "berka-spark-connect",
-        "--driver-memory", settings.spark.connect_memory,
+        *server_driver_memory(settings.spark.connect_memory),
         "--conf", f"spark.connect.grpc.binding.address={bind_host}",
         "--conf", f"spark.connect.grpc.binding.port={port}",
         "--conf", "spark.ui.port=4040",
@@ -290,7 +299,7 @@ class ThriftServer(_SparkSubmitServer):
         return [
             "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
             "--name", "berka-thrift-server",
-            "--driver-memory", self.settings.spark.thrift_server_memory,
+            *server_driver_memory(self.settings.spark.thrift_server_memory),
             "--conf", "spark.ui.port=4041",
             "spark-internal",
             "--hiveconf", f"hive.server2.thrift.port={hive.port}",
@@ -381,7 +390,7 @@ def streaming_job_submit(job_args: list[str], spark_args: tuple[str, ...] = ()) 
 
     return spark_submit(
         "--name", "berka-streaming",
-        "--driver-memory", os.environ.get("BERKA_STREAMING_MEMORY", "1g"),
+        *server_driver_memory(os.environ.get("BERKA_STREAMING_MEMORY", "1g")),
         "--conf", f"spark.ui.port={STREAMING_UI_PORT}",
         *spark_args,
         str(REPO_ROOT / "spark_streaming" / "job.py"),

@@ -181,7 +181,7 @@ def spark_connect_command(extra: list[str]) -> tuple[list[str], dict]:
 
 
 def thrift_server_command(extra: list[str]) -> tuple[list[str], dict]:
-    from berka_stack.spark import spark_submit, write_spark_conf
+    from berka_stack.spark import server_driver_memory, spark_submit, write_spark_conf
 
     settings = _settings()
     write_spark_conf(settings)
@@ -189,7 +189,7 @@ def thrift_server_command(extra: list[str]) -> tuple[list[str], dict]:
     command = spark_submit(
         "--class", THRIFT_MAIN,
         "--name", "berka-thrift-server",
-        "--driver-memory", os.environ.get("BERKA_THRIFT_SERVER_MEMORY", "1g"),
+        *server_driver_memory(settings.spark.thrift_server_memory),
         "--conf", "spark.ui.port=4041",
         *_driver_options(),
         *extra,

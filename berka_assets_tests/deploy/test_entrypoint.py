@@ -112,7 +112,10 @@ def test_spark_server_commands_match_the_local_stack(app_environment: Path) -> N
     defaults = (app_environment / "spark-conf" / "spark-defaults.conf").read_text()
     assert "spark.master spark://spark-master:7077" in defaults
 
+    assert "-Xms2g -XX:+AlwaysPreTouch" in command  # the heap committed at start
+
     command, health = entrypoint.thrift_server_command(extra)
+    assert "-Xms1g -XX:+AlwaysPreTouch" in command
     at = command.index("spark-internal")
     assert command[at - 2 : at] == extra
     assert "hive.server2.thrift.port=10000" in command
