@@ -154,6 +154,7 @@ class SparkSettings(_Section):
     shuffle_partitions: int = _from("BERKA_SPARK_SHUFFLE_PARTITIONS", 4)
     connect_memory: str = _from("BERKA_SPARK_CONNECT_MEMORY", "2g")
     thrift_server_memory: str = _from("BERKA_THRIFT_SERVER_MEMORY", "1g")
+    streaming_memory: str = _from("BERKA_STREAMING_MEMORY", "1g")
 
 
 class HiveServerSettings(_Section):

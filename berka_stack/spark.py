@@ -390,7 +390,7 @@ def streaming_job_submit(job_args: list[str], spark_args: tuple[str, ...] = ()) 
 
     return spark_submit(
         "--name", "berka-streaming",
-        *server_driver_memory(os.environ.get("BERKA_STREAMING_MEMORY", "1g")),
+        *server_driver_memory(get_settings().spark.streaming_memory),
         "--conf", f"spark.ui.port={STREAMING_UI_PORT}",
         *spark_args,
         str(REPO_ROOT / "spark_streaming" / "job.py"),
