@@ -142,7 +142,9 @@ class SparkSettings(_Section):
     # OPTIMIZE rewrites only data files smaller than this; a compacted file that reached it
     # stays as it is. Delta's own threshold (1 GB) rewrote the whole table at every
     # maintenance, a cost that grew with the table (bench/RESULTS.md, session 19).
-    compact_below_mb: int = _from("BERKA_DELTA_COMPACT_BELOW_MB", 16)
+    # Below one compaction's output, so the next one does not rewrite it (bench/RESULTS.md,
+    # session 20: 16 was above it).
+    compact_below_mb: int = _from("BERKA_DELTA_COMPACT_BELOW_MB", 4)
     # How far back time travel reaches, and how long a reader's snapshot stays readable:
     # Delta's log and deleted-file retention of the pipeline's tables.
     delta_retention_hours: int = _from("BERKA_DELTA_RETENTION_HOURS", 24)
