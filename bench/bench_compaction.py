@@ -7,7 +7,7 @@ appended micro-batches of `--batch` enriched rows (the sensor's cadence: a maint
 maintenance's seconds, the files it rewrote and the table's files and size after it, then per
 threshold the last maintenance's seconds against the first: a compaction that rewrites its own
 earlier output grows with the table, one that reads only the new small files stays near 1.
-The generated rows compress to ~6.4 bytes each, the real enriched ones to ~33: 25,000-row
+The generated rows compress to ~6.7 bytes each, the real enriched ones to ~33: 25,000-row
 batches bring a cycle the ~5 MB a sensor maintenance finds at 200 msg/s. Needs the local stack
 (`berka-stack up`).
 
