@@ -139,11 +139,9 @@ class SparkSettings(_Section):
     # deletable BERKA_DELTA_RETENTION_HOURS after they are replaced, so vacuuming at every
     # compaction mostly lists files it must keep. 0: at every maintenance.
     vacuum_every_hours: float = _from("BERKA_DELTA_VACUUM_EVERY_HOURS", 6.0)
-    # OPTIMIZE rewrites only data files smaller than this; a compacted file that reached it
-    # stays as it is. Delta's own threshold (1 GB) rewrote the whole table at every
-    # maintenance, a cost that grew with the table (bench/RESULTS.md, session 19).
-    # Below one compaction's output, so the next one does not rewrite it (bench/RESULTS.md,
-    # session 20: 16 was above it).
+    # OPTIMIZE rewrites only data files smaller than this: below one compaction's output, so
+    # the next one does not rewrite it. Delta's own threshold (1 GB), and 16, rewrote the
+    # whole table at every maintenance, a cost that grew with it (bench/RESULTS.md, 19-20).
     compact_below_mb: int = _from("BERKA_DELTA_COMPACT_BELOW_MB", 4)
     # How far back time travel reaches, and how long a reader's snapshot stays readable:
     # Delta's log and deleted-file retention of the pipeline's tables.

@@ -346,7 +346,7 @@ class StreamingJob(Service):
 
         return process.start_daemon(
             self.name,
-            streaming_job_submit(self.extra_args),
+            streaming_job_submit(self.extra_args, settings=self.settings),
             env={**spark_env(), "PYTHONPATH": str(REPO_ROOT)},
             cwd=REPO_ROOT,
         )
@@ -383,14 +383,15 @@ class StreamingJob(Service):
 STREAMING_UI_PORT = 4042
 
 
-def streaming_job_submit(job_args: list[str], spark_args: tuple[str, ...] = ()) -> list[str]:
+def streaming_job_submit(job_args: list[str], spark_args: tuple[str, ...] = (),
+                         settings: Settings | None = None) -> list[str]:
     """spark-submit of spark_streaming/job.py: for `berka-stack up streaming-job` and the
     image's streaming-job role (run with PYTHONPATH at the repository root)."""
     from berka_core.config import REPO_ROOT
 
     return spark_submit(
         "--name", "berka-streaming",
-        *server_driver_memory(get_settings().spark.streaming_memory),
+        *server_driver_memory((settings or get_settings()).spark.streaming_memory),
         "--conf", f"spark.ui.port={STREAMING_UI_PORT}",
         *spark_args,
         str(REPO_ROOT / "spark_streaming" / "job.py"),

@@ -211,8 +211,10 @@ def streaming_job_command(extra: list[str]) -> tuple[list[str], dict]:
         write_spark_conf,
     )
 
-    write_spark_conf(_settings())
-    command = streaming_job_submit(extra or streaming_args_from_env(), tuple(_driver_options()))
+    settings = _settings()
+    write_spark_conf(settings)
+    command = streaming_job_submit(extra or streaming_args_from_env(), tuple(_driver_options()),
+                                   settings)
     return command, {"kind": "tcp", "host": "127.0.0.1", "port": STREAMING_UI_PORT}
 
 
